@@ -1,0 +1,194 @@
+"""Replaces a slice of billing_line_items atomically.
+
+A slice is (source, billing account(s), charge days of a window). One
+transaction deletes the slice and COPYs the new rows, so re-ingesting a window
+gives identical totals and restated billing replaces the old figures. If
+anything fails mid-COPY the transaction rolls back and the previous slice stays.
+Each run is a row in ingest_runs whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+import psycopg
+
+from ..records import COLUMNS, UNKNOWN_MODEL, BillingRecord, RecordError, Window
+from .db import has_timescaledb
+
+_COPY_SQL = f"COPY billing_line_items ({', '.join(COLUMNS + ('source', 'ingest_run_id'))}) FROM STDIN"
+
+
+class LoadError(Exception):
+    """The slice could not be replaced; what was stored before is unchanged."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason  # short, bounded: used as a metric label
+        super().__init__(message)
+
+
+@dataclass
+class LoadResult:
+    run_id: int
+    rows: int = 0
+    unclassified: int = 0
+    deleted: int = 0
+    accounts: set[str] = field(default_factory=set)
+
+
+@dataclass
+class RunStats:
+    """Filled by a source while it fetches: upstream calls and their estimated price."""
+
+    api_calls: int = 0
+    api_cost_usd: Decimal = Decimal(0)
+
+
+def start_run(conn: psycopg.Connection, source: str, window: Window) -> int:
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO ingest_runs (source, window_start, window_end) VALUES (%s, %s, %s) RETURNING id",
+            (source, window.start, window.end)).fetchone()
+    return row[0]
+
+
+def finish_run(conn: psycopg.Connection, run_id: int, *, status: str, rows: int = 0,
+               unclassified: int = 0, stats: RunStats | None = None,
+               error_reason: str | None = None, error: str | None = None) -> None:
+    stats = stats or RunStats()
+    with conn.transaction():
+        conn.execute(
+            """UPDATE ingest_runs SET finished_at = now(), status = %s, rows_loaded = %s,
+                   unclassified_rows = %s, api_calls = %s, api_cost_usd = %s,
+                   error_reason = %s, error = %s
+               WHERE id = %s""",
+            (status, rows, unclassified, stats.api_calls, stats.api_cost_usd,
+             error_reason, error, run_id))
+
+
+def _text_value(value: object) -> str:
+    """COPY text format: \\N for NULL, backslash-escaped specials."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, dict):
+        value = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    s = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
+
+
+def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
+                  records: Iterable[BillingRecord], run_id: int,
+                  accounts: Iterable[str] | None = None,
+                  on_row: Callable[[int], None] | None = None,
+                  batch_bytes: int = 1 << 20) -> LoadResult:
+    """Delete the slice and COPY `records` in one transaction.
+
+    accounts=None: the source is authoritative for the whole window (every billing
+    account it has rows for there is replaced, so an account that vanished in a
+    restatement is removed too). Otherwise only those accounts' rows are replaced,
+    and a record of any other account is an error.
+    Every record must fall inside the window: a row outside it would not be
+    replaced by the next run of the same window and would double count.
+    """
+    fixed = set(accounts) if accounts is not None else None
+    result = LoadResult(run_id=run_id)
+    tail = f"\t{_text_value(source)}\t{run_id}\n"
+    try:
+        with conn.transaction():
+            if fixed is None:
+                cur = conn.execute(
+                    """DELETE FROM billing_line_items WHERE source = %s
+                       AND charge_period_start >= %s AND charge_period_start < %s""",
+                    (source, window.start_ts, window.end_ts))
+            else:
+                cur = conn.execute(
+                    """DELETE FROM billing_line_items WHERE source = %s
+                       AND billing_account_id = ANY(%s)
+                       AND charge_period_start >= %s AND charge_period_start < %s""",
+                    (source, sorted(fixed), window.start_ts, window.end_ts))
+            result.deleted = cur.rowcount
+            with conn.cursor().copy(_COPY_SQL) as copy:
+                buf: list[str] = []
+                size = 0
+                for rec in _checked(records, window, fixed):
+                    line = "\t".join(_text_value(getattr(rec, c)) for c in COLUMNS) + tail
+                    buf.append(line)
+                    size += len(line)
+                    result.rows += 1
+                    if rec.model == UNKNOWN_MODEL:
+                        result.unclassified += 1
+                    result.accounts.add(rec.billing_account_id)
+                    if size >= batch_bytes:
+                        copy.write("".join(buf))
+                        buf.clear()
+                        size = 0
+                        if on_row:
+                            on_row(result.rows)
+                if buf:
+                    copy.write("".join(buf))
+            if on_row:
+                on_row(result.rows)
+    except RecordError as exc:
+        raise LoadError("bad_record", f"{source} {window}: rejected record #{result.rows + 1}: {exc}") from exc
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LoadError("database", f"{source} {window}: load failed, previous data kept: {first}") from exc
+    return result
+
+
+def _checked(records: Iterable[BillingRecord], window: Window,
+             accounts: set[str] | None) -> Iterator[BillingRecord]:
+    for rec in records:
+        rec.validate()
+        if not window.contains(rec.charge_period_start):
+            raise RecordError(f"charge_period_start {rec.charge_period_start.isoformat()} is outside window {window}")
+        if accounts is not None and rec.billing_account_id not in accounts:
+            raise RecordError(f"billing account {rec.billing_account_id!r} is not one of this slice's accounts")
+        yield rec
+
+
+def refresh_daily(conn: psycopg.Connection, window: Window) -> None:
+    """Refresh billing_daily for exactly the touched days (TimescaleDB only; a view elsewhere)."""
+    if not has_timescaledb(conn):
+        return
+    previous = conn.autocommit
+    conn.autocommit = True  # refresh_continuous_aggregate cannot run inside a transaction
+    try:
+        conn.execute("CALL refresh_continuous_aggregate('billing_daily', %s, %s)",
+                     (window.start_ts, window.end_ts))
+    finally:
+        conn.autocommit = previous
+
+
+def load(conn: psycopg.Connection, *, source: str, window: Window,
+         records: Iterable[BillingRecord], accounts: Iterable[str] | None = None,
+         stats: RunStats | None = None,
+         on_row: Callable[[int], None] | None = None) -> LoadResult:
+    """One ingest run: record it, replace the slice, refresh the aggregate.
+
+    Raises LoadError (after recording the failure) when the slice was not replaced.
+    """
+    run_id = start_run(conn, source, window)
+    try:
+        result = replace_slice(conn, source=source, window=window, records=records,
+                               run_id=run_id, accounts=accounts, on_row=on_row)
+    except LoadError as exc:
+        finish_run(conn, run_id, status="failed", stats=stats, error_reason=exc.reason, error=str(exc))
+        raise
+    except Exception as exc:  # a source failing mid-stream: same guarantee, its own reason
+        reason = getattr(exc, "reason", "source")
+        message = f"{source} {window}: {exc}"
+        finish_run(conn, run_id, status="failed", stats=stats, error_reason=reason, error=message)
+        raise LoadError(reason, message) from exc
+    finish_run(conn, run_id, status="success", rows=result.rows,
+               unclassified=result.unclassified, stats=stats)
+    refresh_daily(conn, window)
+    return result
