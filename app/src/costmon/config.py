@@ -83,8 +83,14 @@ def _shown(name: str, value: str) -> str:
 
 
 def _database_url(v: str) -> str:
-    if not v.startswith(("postgresql://", "postgres://", "host=", "dbname=")):
+    from psycopg.conninfo import conninfo_to_dict
+
+    if "://" in v and not v.startswith(("postgresql://", "postgres://")):
         raise ValueError("expected a postgresql:// URL or a libpq key=value string")
+    try:
+        conninfo_to_dict(v)
+    except Exception:  # noqa: BLE001 - psycopg raises ProgrammingError; the text may hold the password
+        raise ValueError("expected a postgresql:// URL or a libpq key=value string") from None
     return v
 
 
