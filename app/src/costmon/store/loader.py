@@ -9,18 +9,22 @@ Each run is a row in ingest_runs whatever its outcome.
 
 from __future__ import annotations
 
-import json
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ..records import COLUMNS, UNKNOWN_MODEL, BillingRecord, RecordError, Window
 from .db import has_timescaledb
 
 _COPY_SQL = f"COPY billing_line_items ({', '.join(COLUMNS + ('source', 'ingest_run_id'))}) FROM STDIN"
+_values = operator.attrgetter(*COLUMNS)
+_TAGS = COLUMNS.index("tags")
+_PROGRESS_EVERY = 10_000
 
 
 class LoadError(Exception):
@@ -70,25 +74,10 @@ def finish_run(conn: psycopg.Connection, run_id: int, *, status: str, rows: int 
              error_reason, error, run_id))
 
 
-def _text_value(value: object) -> str:
-    """COPY text format: \\N for NULL, backslash-escaped specials."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, dict):
-        value = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    s = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return s
-
-
 def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
                   records: Iterable[BillingRecord], run_id: int,
                   accounts: Iterable[str] | None = None,
-                  on_row: Callable[[int], None] | None = None,
-                  batch_bytes: int = 1 << 20) -> LoadResult:
+                  on_row: Callable[[int], None] | None = None) -> LoadResult:
     """Delete the slice and COPY `records` in one transaction.
 
     accounts=None: the source is authoritative for the whole window (every billing
@@ -100,7 +89,6 @@ def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
     """
     fixed = set(accounts) if accounts is not None else None
     result = LoadResult(run_id=run_id)
-    tail = f"\t{_text_value(source)}\t{run_id}\n"
     try:
         with conn.transaction():
             if fixed is None:
@@ -115,25 +103,19 @@ def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
                        AND charge_period_start >= %s AND charge_period_start < %s""",
                     (source, sorted(fixed), window.start_ts, window.end_ts))
             result.deleted = cur.rowcount
+            # COPY text rows through psycopg's C dumpers: as fast as psql \copy of a file.
             with conn.cursor().copy(_COPY_SQL) as copy:
-                buf: list[str] = []
-                size = 0
                 for rec in _checked(records, window, fixed):
-                    line = "\t".join(_text_value(getattr(rec, c)) for c in COLUMNS) + tail
-                    buf.append(line)
-                    size += len(line)
+                    row = list(_values(rec))
+                    row[_TAGS] = Jsonb(row[_TAGS])
+                    row += (source, run_id)
+                    copy.write_row(row)
                     result.rows += 1
                     if rec.model == UNKNOWN_MODEL:
                         result.unclassified += 1
                     result.accounts.add(rec.billing_account_id)
-                    if size >= batch_bytes:
-                        copy.write("".join(buf))
-                        buf.clear()
-                        size = 0
-                        if on_row:
-                            on_row(result.rows)
-                if buf:
-                    copy.write("".join(buf))
+                    if on_row and result.rows % _PROGRESS_EVERY == 0:
+                        on_row(result.rows)
             if on_row:
                 on_row(result.rows)
     except RecordError as exc:
@@ -146,9 +128,10 @@ def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
 
 def _checked(records: Iterable[BillingRecord], window: Window,
              accounts: set[str] | None) -> Iterator[BillingRecord]:
+    lo, hi = window.start_ts, window.end_ts
     for rec in records:
         rec.validate()
-        if not window.contains(rec.charge_period_start):
+        if not lo <= rec.charge_period_start < hi:
             raise RecordError(f"charge_period_start {rec.charge_period_start.isoformat()} is outside window {window}")
         if accounts is not None and rec.billing_account_id not in accounts:
             raise RecordError(f"billing account {rec.billing_account_id!r} is not one of this slice's accounts")
