@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Callable
 
 import psycopg
+from psycopg import pq
 from psycopg.types.json import Jsonb
 
 from ..records import COLUMNS, UNKNOWN_MODEL, BillingRecord, RecordError, Window
@@ -140,13 +141,16 @@ def _checked(records: Iterable[BillingRecord], window: Window,
 
 def refresh_daily(conn: psycopg.Connection, window: Window) -> None:
     """Refresh billing_daily for exactly the touched days (TimescaleDB only; a view elsewhere)."""
-    if not has_timescaledb(conn):
-        return
+    # The refresh cannot run inside a transaction and must see the slice just written,
+    # so end the open (implicit) transaction first; inside conn.transaction() psycopg refuses.
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        conn.commit()
     previous = conn.autocommit
-    conn.autocommit = True  # refresh_continuous_aggregate cannot run inside a transaction
+    conn.autocommit = True
     try:
-        conn.execute("CALL refresh_continuous_aggregate('billing_daily', %s, %s)",
-                     (window.start_ts, window.end_ts))
+        if has_timescaledb(conn):
+            conn.execute("CALL refresh_continuous_aggregate('billing_daily', %s, %s)",
+                         (window.start_ts, window.end_ts))
     finally:
         conn.autocommit = previous
 

@@ -81,9 +81,6 @@ def migrate(conn: psycopg.Connection, directory: Path | None = None) -> list[str
 def apply_policies(conn: psycopg.Connection, *, raw_retention_days: int,
                    compress_after_days: int) -> list[str]:
     """Retention and compression from config (idempotent). Plain PostgreSQL has none."""
-    if not has_timescaledb(conn):
-        return []
-    conn.autocommit = True
     stmts = [
         ("SELECT remove_retention_policy('billing_line_items', if_exists => true)", ()),
         ("SELECT add_retention_policy('billing_line_items', make_interval(days => %s))",
@@ -92,8 +89,13 @@ def apply_policies(conn: psycopg.Connection, *, raw_retention_days: int,
         ("SELECT add_compression_policy('billing_line_items', make_interval(days => %s))",
          (compress_after_days,)),
     ]
-    for q, params in stmts:
-        conn.execute(q, params)
+    # One transaction (no autocommit switch, which fails on a connection already in one):
+    # the old policy is never gone without its replacement.
+    with conn.transaction():
+        if not has_timescaledb(conn):
+            return []
+        for q, params in stmts:
+            conn.execute(q, params)
     return [f"retention {raw_retention_days}d", f"compression after {compress_after_days}d"]
 
 
