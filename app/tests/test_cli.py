@@ -115,3 +115,12 @@ def test_ingest_of_an_unknown_source_and_a_backwards_window(db, monkeypatch, cap
     assert "nosuch" in capsys.readouterr().err
     assert main(["ingest", "--source", "demo", "--start", "2026-03-02", "--end", "2026-03-01"]) == 1
     assert "must be after start" in capsys.readouterr().err
+
+
+def test_check_rejects_a_malformed_classification_rules_file(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: broken\n    match: '(unclosed'\n    model: x\n")
+    proc = run_cli("check", "--offline", env={"COSTMON_CLASSIFY_RULES": str(rules)})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("costmon check: COSTMON_CLASSIFY_RULES: ")
+    assert len(proc.stderr.strip().splitlines()) == 1

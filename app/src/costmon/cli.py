@@ -158,7 +158,13 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from .store.migrate import default_migrations_dir, plan
     from .store.db import has_timescaledb, timescaledb_loadable
 
+    from .classify import default_classifier
+
     problems: list[str] = []
+    try:
+        default_classifier()  # a malformed COSTMON_CLASSIFY_RULES fails here, not mid-ingest
+    except ValueError as exc:
+        problems.append(f"COSTMON_CLASSIFY_RULES: {exc}")
     for hook in _problem_hooks():
         problems.extend(hook(settings))
     if not args.offline:
