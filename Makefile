@@ -28,3 +28,11 @@ test: deps venv  ## run every test (Python, promtool, amtool, compose validation
 
 bench: deps venv  ## loader throughput vs psql \copy, and peak RSS (BENCH_ROWS=1000000)
 	$(PY) app/bench/bench_loader.py --rows $${BENCH_ROWS:-1000000}
+	$(MAKE) --no-print-directory bench-dashboards
+
+.PHONY: dashboards bench-dashboards
+dashboards: venv  ## regenerate grafana/dashboards/*.json from app/src/costmon/dashboards
+	$(PY) -m costmon.dashboards
+
+bench-dashboards: deps venv  ## dashboard SQL latency p50/p95 (BENCH_DASHBOARD_ROWS=10000000)
+	$(PY) app/bench/bench_dashboards.py --rows $${BENCH_DASHBOARD_ROWS:-10000000}
