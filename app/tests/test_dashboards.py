@@ -210,7 +210,7 @@ def test_dashboard_provider_puts_the_files_in_the_ai_cost_folder():
 @pytest.mark.parametrize("board_uid, panel, target", SQL_TARGETS)
 def test_sql_panel_query_returns_data(grafana_db, board_uid, panel, target):
     columns, rows = grafana_db.run(board_uid, target["rawSql"])
-    assert rows, f"no rows ({grafana_db.data_set} data)"
+    assert rows, f"no rows ({grafana_db.data_set.name} data)"
     values = [v for row in rows for c, v in zip(columns, row) if c != "time"]
     assert any(v is not None for v in values), "every value is NULL"
     if target["format"] == "time_series":
@@ -341,13 +341,24 @@ def test_month_end_forecast_is_month_to_date_plus_trailing_average(grafana_db):
     assert forecast == pytest.approx(expected, rel=Decimal("1e-9"))
 
 
-def test_spike_table_finds_the_runaway_day(grafana_db):
+def test_spike_table_finds_the_runaway_customer_day(grafana_db):
     sql = _panel_sql("costmon-anomalies",
-                     "Spike days: spend >= ${ratio} x trailing 7-day average (provider, model, customer)")
+                     "Spike days: spend >= ${ratio} x trailing 7-day average (per provider, model, customer)")
     columns, rows = grafana_db.run("costmon-anomalies", sql)
     spikes = [dict(zip(columns, r)) for r in rows]
-    assert spikes and all(s["spend"] >= 3 * s["trailing_avg"] > 0 for s in spikes)
-    assert all(s["spend"] >= 1 for s in spikes)
+    assert all(s["spend"] >= 3 * s["trailing_avg"] > 0 and s["spend"] >= 1 for s in spikes)
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    runaway = [s for s in spikes if (s["dimension"], s["value"]) == ("customer",
+                                                                   grafana_db.data_set.runaway_customer)]
+    assert [s["time"].date() for s in runaway] == [yesterday]
+
+
+def test_new_model_table_names_the_customer_that_started_a_model(grafana_db):
+    sql = _panel_sql("costmon-anomalies",
+                     "New models: billed to a customer yesterday or today, not in the 7 days before")
+    columns, rows = grafana_db.run("costmon-anomalies", sql)
+    customers = {dict(zip(columns, r))["customer"] for r in rows}
+    assert grafana_db.data_set.new_model_customer in customers
 
 
 # ---- PromQL and LogQL ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import psycopg
@@ -58,16 +59,23 @@ def standin_records(window: Window) -> Iterator[BillingRecord]:
             yield from _lines(day, _NEW_MODEL, "initech", 40)
 
 
-def load(conn: psycopg.Connection, now: dt.datetime, days: int = 45) -> str:
-    """Load `days` days of billing ending today into the database; returns which data set it was."""
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    runaway_customer: str  # spends several times its usual amount yesterday
+    new_model_customer: str  # billed yesterday for a model it did not use the week before
+
+
+def load(conn: psycopg.Connection, now: dt.datetime, days: int = 45) -> DataSet:
+    """Load `days` days of billing ending today into the database."""
     today = now.astimezone(UTC).date()
     window = Window(today - dt.timedelta(days=days - 1), today + dt.timedelta(days=1))
     try:
-        from costmon.sources.demo import DemoSource  # lands with the demo source work
-    except ImportError:
+        from costmon.sources import demo
+    except ImportError:  # before the demo source existed
         loader.load(conn, source="standin", window=window, records=standin_records(window))
-        return "stand-in"
+        return DataSet("stand-in", "globex", "initech")
     from costmon import ingest
 
-    ingest.run(conn, DemoSource(name="demo", now=now), window)
-    return "demo"
+    ingest.run(conn, demo.DemoSource(name="demo", now=now), window)
+    return DataSet("demo", demo.RUNAWAY_CUSTOMER, demo.NEW_MODEL_CUSTOMER)

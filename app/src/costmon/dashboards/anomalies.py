@@ -52,63 +52,71 @@ RATIO_BY_PROVIDER = f"""
     """
 
 _SERIES = f"""
-    d AS (
+    base AS (
         SELECT day, provider, model, {CUSTOMER} AS customer, billing_currency,
                sum(effective_cost) AS spend
         FROM billing_daily
         WHERE {{window}} AND {FILTERS}
         GROUP BY 1, 2, 3, 4, 5
+    ), d AS (
+        SELECT day, 'provider' AS dimension, provider AS value, billing_currency, sum(spend) AS spend
+        FROM base GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT day, 'model', model, billing_currency, sum(spend) FROM base GROUP BY 1, 2, 3, 4
+        UNION ALL
+        SELECT day, 'customer', customer, billing_currency, sum(spend) FROM base GROUP BY 1, 2, 3, 4
     ), s AS (
-        SELECT *, coalesce({TRAILING.format(by="provider, model, customer, billing_currency")}, 0)
-                  AS trailing_avg
+        SELECT *, coalesce({TRAILING.format(by="dimension, value, billing_currency")}, 0) AS trailing_avg
         FROM d
     )"""
 
 
 def _series(window: str) -> str:
-    """Daily spend per provider, model, customer, currency with its trailing average."""
+    """Daily spend per provider, per model and per customer (one row each), with trailing averages."""
     return _SERIES.replace("{window}", window).strip()
 
 
 SPIKES = f"""
     WITH {_series(RANGE_WITH_HISTORY)}
-    SELECT day AS "time", provider, model, customer, spend, trailing_avg,
+    SELECT day AS "time", dimension, value, spend, trailing_avg,
            spend / nullif(trailing_avg, 0) AS ratio, billing_currency AS currency
     FROM s
     WHERE $__timeFilter(day) AND spend >= {MIN_SPEND}
       AND trailing_avg > 0 AND spend >= {RATIO} * trailing_avg
-    ORDER BY day DESC, spend DESC, provider, model, customer
+    ORDER BY day DESC, ratio DESC, dimension, value
     LIMIT 200
     """
 
 RECENT = f"""
     WITH {_series(f"day >= {utc_day(-8)}")}
-    SELECT day AS "time", provider, model, customer, spend, trailing_avg,
+    SELECT day AS "time", dimension, value, spend, trailing_avg,
            spend / nullif(trailing_avg, 0) AS ratio, billing_currency AS currency
     FROM s
     WHERE day >= {YESTERDAY} AND spend >= {MIN_SPEND}
-    ORDER BY spend / nullif(trailing_avg, 0) DESC NULLS FIRST, spend DESC, provider, model, customer
+    ORDER BY spend / nullif(trailing_avg, 0) DESC NULLS FIRST, spend DESC, dimension, value
     LIMIT 100
     """
 
-# Used yesterday or today, not in the 7 days before yesterday (same filters on both sides).
+# Per customer: a model billed yesterday or today that the customer was not billed for in
+# the 7 days before (a model new to everyone shows for each customer using it).
 NEW_MODELS = f"""
     WITH recent AS (
-        SELECT provider, model, billing_currency, sum(effective_cost) AS spend,
-               count(DISTINCT {CUSTOMER}) AS customers, min(day) AS first_seen
+        SELECT {CUSTOMER} AS customer, provider, model, billing_currency,
+               sum(effective_cost) AS spend, min(day) AS first_seen
         FROM billing_daily
         WHERE day >= {YESTERDAY} AND {FILTERS}
-        GROUP BY provider, model, billing_currency
+        GROUP BY 1, provider, model, billing_currency
+    ), before AS (
+        SELECT DISTINCT {CUSTOMER} AS customer, provider, model
+        FROM billing_daily
+        WHERE day >= {utc_day(-8)} AND day < {YESTERDAY} AND {FILTERS}
     )
-    SELECT r.first_seen AS "time", r.provider, r.model, r.customers, r.spend,
+    SELECT r.first_seen AS "time", r.customer, r.provider, r.model, r.spend,
            r.billing_currency AS currency
     FROM recent r
-    WHERE NOT EXISTS (
-        SELECT 1 FROM billing_daily
-        WHERE provider = r.provider AND model = r.model
-          AND day >= {utc_day(-8)} AND day < {YESTERDAY} AND {FILTERS}
-    )
-    ORDER BY r.spend DESC, r.provider, r.model
+    LEFT JOIN before b USING (customer, provider, model)
+    WHERE b.model IS NULL
+    ORDER BY r.spend DESC, r.customer, r.provider, r.model
     """
 
 
@@ -119,11 +127,11 @@ def panels() -> list:
                          bars=False),
         sql_timeseries("Daily spend / trailing 7-day average, per provider (${currency})", RATIO_BY_PROVIDER,
                        unit="none", decimals=2),
-        table("Spike days: spend >= ${ratio} x trailing 7-day average (provider, model, customer)",
+        table("Spike days: spend >= ${ratio} x trailing 7-day average (per provider, model, customer)",
               SPIKES, money=("spend", "trailing_avg"), units={"ratio": "none"}, height=10),
-        table("Yesterday and today vs trailing 7-day average (provider, model, customer)", RECENT,
+        table("Yesterday and today vs trailing 7-day average (per provider, model, customer)", RECENT,
               money=("spend", "trailing_avg"), units={"ratio": "none"}, height=10),
-        table("Models used yesterday or today that were not used in the 7 days before", NEW_MODELS,
+        table("New models: billed to a customer yesterday or today, not in the 7 days before", NEW_MODELS,
               money=("spend",), height=7),
     ]
 
@@ -134,5 +142,5 @@ def build() -> dict:
                  variables=[*variables.billing(),
                             variables.choice("ratio", "Spike ratio", ["2", "3", "5", "10"], "3"),
                             variables.choice("min_spend", "Minimum daily spend",
-                                             ["0", "1", "10", "100", "1000"], "1")],
+                                             ["0", "0.1", "1", "10", "100", "1000"], "1")],
                  panels=panels())
