@@ -1,6 +1,8 @@
 # Every verb an operator and a developer use. `make help` lists them.
 SHELL := /bin/bash
-COMPOSE := docker compose --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
+# `docker compose` (v2) where installed, else Debian's docker-compose 1.29.
+COMPOSE_BIN := $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+COMPOSE := $(COMPOSE_BIN) --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
 VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := test,aws,azure,gcp,dashboards
@@ -9,6 +11,30 @@ EXTRAS := test,aws,azure,gcp,dashboards
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+# ---- operator verbs --------------------------------------------------------
+
+init:  ## write compose/.env (fresh secrets) and compose/secrets/ if absent; never overwrites
+	@scripts/init.sh
+
+up: init  ## build and start the stack (demo data when COSTMON_SOURCES is empty)
+	$(COMPOSE) up -d --build
+	@echo "Grafana: $$(grep -E '^GRAFANA_ROOT_URL=' compose/.env | cut -d= -f2-) (user admin, password GRAFANA_ADMIN_PASSWORD in compose/.env)"
+
+down:  ## stop the stack (volumes and data are kept)
+	$(COMPOSE) down
+
+ps:  ## state and health of every service
+	$(COMPOSE) ps
+
+logs:  ## follow the logs (SERVICE=collector for one service)
+	$(COMPOSE) logs -f --tail=100 $(SERVICE)
+
+demo:  ## (re)load deterministic demo billing into the running stack (DAYS=90)
+	$(COMPOSE) exec collector costmon demo $(if $(DAYS),--days $(DAYS))
+
+check: deps venv  ## validate compose, Prometheus rules and tests, Alertmanager, collector settings
+	@COSTMON_BIN=$(VENV)/bin/costmon scripts/check.sh
 
 # ---- developer verbs -------------------------------------------------------
 
