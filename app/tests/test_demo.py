@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-import time
 from collections import defaultdict
 from decimal import Decimal
 
@@ -161,12 +160,9 @@ def test_spend_grows_ten_to_twenty_percent_a_month():
         assert 1.10 <= monthly <= 1.20, blocks
 
 
-def test_generating_a_quarter_is_fast():
-    src = DemoSource(now=NOW)
-    started = time.perf_counter()
-    rows = sum(1 for _ in src.fetch(days_back(90)))
-    assert rows > 25_000
-    assert time.perf_counter() - started < 3.0
+def test_a_quarter_has_a_realistic_volume():
+    rows = sum(1 for _ in DemoSource(now=NOW).fetch(days_back(90)))
+    assert 25_000 < rows < 40_000
 
 
 # ---- what the budget and anomaly features need to find --------------------------------------
@@ -252,19 +248,11 @@ def test_today_is_partial_up_to_the_last_whole_hour():
 
 # ---- the classifier reads the demo's strings as the demo meant them --------------------------
 
-# Strings the shared classifier (classify.py / rules.yaml, owned by another area) does
-# not yet read right; strict xfail turns into a failure as soon as it does.
-CLASSIFIER_GAPS = {
-    "Gemini 2.5 Flash Input Text Caching",  # Vertex context-cache reads: "Caching" is not yet cached_input
-    "Gemini 2.5 Pro Input Text Caching",
-}
-
-
 @pytest.mark.parametrize("provider,service,description,model,token_type", [
-    pytest.param(*sku, id=sku[2], marks=[pytest.mark.xfail(strict=True, reason="classifier gap")]
-                 if sku[2] in CLASSIFIER_GAPS else []) for sku in demo_skus()])
+    pytest.param(*sku, id=sku[2]) for sku in demo_skus()])
 def test_the_classifier_agrees_with_every_demo_sku(provider, service, description, model, token_type):
-    classify = pytest.importorskip("costmon.classify").classify
+    from costmon.classify import classify
+
     got = classify(provider, description, service)
     assert (got.model, got.token_type) == (model, token_type)
 
