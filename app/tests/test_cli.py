@@ -124,3 +124,26 @@ def test_check_rejects_a_malformed_classification_rules_file(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.startswith("costmon check: COSTMON_CLASSIFY_RULES: ")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_migrate_demo_report_on_a_fresh_database_matches_the_demo_records(empty_db):
+    from costmon.sources.demo import DemoSource
+
+    env = {"COSTMON_DATABASE_URL": empty_db}
+    now = "2026-03-18T10:00:00+00:00"
+    assert run_cli("migrate", env=env).returncode == 0
+    for _ in range(2):  # loading twice must not double anything
+        demo = run_cli("demo", "--days", "90", "--now", now, env=env)
+        assert demo.returncode == 0, demo.stderr
+    assert "replaced" in demo.stdout
+    proc = run_cli("report", "--start", "2025-12-01", "--end", "2026-03-19", "--by", "provider",
+                   "--format", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    got = {(r["provider"], r["currency"]): Decimal(r["effective_cost"]) for r in json.loads(proc.stdout)}
+
+    source = DemoSource(now=dt.datetime.fromisoformat(now))
+    expected: dict = {}
+    for rec in source.fetch(Window(dt.date(2025, 12, 19), dt.date(2026, 3, 19))):
+        key = (rec.provider, rec.billing_currency)
+        expected[key] = expected.get(key, Decimal(0)) + rec.effective_cost
+    assert got == expected and len(got) == 3
