@@ -8,43 +8,28 @@ computed in the test from the records the demo yields, not copied from output.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import textwrap
 from decimal import Decimal
 
 import psycopg
 import pytest
-import yaml
 
 from costmon import analysis, budgets, cli
 from costmon.config import ConfigError
 from costmon.records import Window
 from costmon.sources import demo
 from costmon.store.loader import load
-from costmon.store.migrate import migrate
-from support import pgcluster
-from support.budget_data import (EXAMPLE_CONFIG, NOW, TODAY, close, daily, demo_records, load_demo,
+from support.budget_data import (EXAMPLE_CONFIG, TODAY, close, daily, demo_database, demo_records, load_demo,
                                  settings, span)
 from support.records import line
 
 D = dt.timedelta
 MONTH_START = TODAY.replace(day=1)
-_dbs = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def demo_db(pg_server):
-    """One database per module: migrated, demo billing up to NOW loaded, example config synced."""
-    name = f"costmon_budgets_{next(_dbs)}"
-    with psycopg.connect(pg_server, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        c.execute(f'CREATE DATABASE "{name}"')
-    dsn = pgcluster.with_database(pg_server, name)
-    with psycopg.connect(dsn) as conn:
-        migrate(conn)
-        load_demo(conn)
-        assert budgets.sync(conn, settings())
-    return dsn
+    return demo_database(pg_server, "costmon_budgets_figures")
 
 
 @pytest.fixture

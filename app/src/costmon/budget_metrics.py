@@ -8,7 +8,8 @@ scrape: with the database down it exposes only `costmon_budget_up 0`.
 Label values are bounded: budgets are configured (customers beyond
 `max_customers`, the least used first, are left out and counted); anomaly
 series cover every provider, and the `top_models` models and `top_customers`
-customers whose spend rose most above their baseline, per currency.
+customers furthest past the CostAnomaly line (3x their baseline), in money, per
+currency: a small customer's runaway day outranks a big customer's busy day.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 from . import analysis
 from .budgets import BudgetConfig, Threshold
 
+ANOMALY_RATIO = 3  # CostAnomaly's line in rules/budgets.yml; ranks which anomaly series to keep
 MAX_UNEXPECTED = 50  # (customer, model) pairs; a burst of new models must not explode the label set
 PERIODS = {"yesterday": -1, "today": 0}
 
@@ -43,13 +45,13 @@ class BudgetSnapshot:
 
 
 def _top_movers(rows: Iterable[analysis.Anomaly], n: int) -> list[analysis.Anomaly]:
-    """The n rows whose spend rose most above baseline, per currency (amounts never compared across)."""
+    """The n rows with the most money beyond 3x their baseline, per currency (never compared across)."""
     by_ccy: dict[str, list[analysis.Anomaly]] = defaultdict(list)
     for r in rows:
         by_ccy[r.currency].append(r)
     out = []
     for group in by_ccy.values():
-        group.sort(key=lambda r: (-(r.spend - r.baseline), r.name))
+        group.sort(key=lambda r: (-(r.spend - ANOMALY_RATIO * r.baseline), r.name))
         out.extend(group[:n])
     return out
 

@@ -38,6 +38,24 @@ def load_demo(conn: psycopg.Connection, now: dt.datetime = NOW, window: Window =
     load(conn, source="demo", window=window, records=demo_records(now, window))
 
 
+def demo_database(server_dsn: str, name: str) -> str:
+    """A new database: migrated, demo billing up to NOW loaded, the example config synced."""
+    from costmon import budgets
+    from costmon.store.migrate import migrate
+
+    from . import pgcluster
+
+    with psycopg.connect(server_dsn, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        c.execute(f'CREATE DATABASE "{name}"')
+    dsn = pgcluster.with_database(server_dsn, name)
+    with psycopg.connect(dsn) as conn:
+        migrate(conn)
+        load_demo(conn)
+        assert budgets.sync(conn, settings())
+    return dsn
+
+
 def settings(config: Path | str = EXAMPLE_CONFIG):
     return load_settings({"COSTMON_CONFIG_FILE": str(config)}, need_database=False)
 
