@@ -36,6 +36,14 @@ demo:  ## (re)load deterministic demo billing into the running stack (DAYS=90)
 check: deps venv  ## validate compose, Prometheus rules and tests, Alertmanager, collector settings
 	@COSTMON_BIN=$(VENV)/bin/costmon scripts/check.sh
 
+.PHONY: backup restore
+backup:  ## back up the database and Grafana into backups/ (BACKUP_ROOT, BACKUP_KEEP=7; README)
+	@COMPOSE="$(COMPOSE)" BACKUP_ROOT="$(BACKUP_ROOT)" BACKUP_KEEP="$(BACKUP_KEEP)" scripts/backup.sh
+
+restore:  ## restore BACKUP=backups/costmon-<stamp>; FORCE=1 replaces a database that has data
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/costmon-<stamp> [FORCE=1]" >&2; exit 2; }
+	@COMPOSE="$(COMPOSE)" scripts/restore.sh $(if $(FORCE),--force) "$(BACKUP)"
+
 # ---- developer verbs -------------------------------------------------------
 
 deps:  ## install the system packages the tests need (as root) or name them
