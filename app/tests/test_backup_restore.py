@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -174,6 +175,36 @@ def test_manifest_records_files_checksums_counts_exact_sums_and_versions(billing
     assert "costmon_reader" in manifest["database"]["roles"]
     sums = (bdir / "SHA256SUMS").read_text().split()
     assert sums[1::2] == ["database.dump", "manifest.json"]
+
+
+def test_writes_during_the_backup_do_not_split_the_dump_from_its_manifest(billing_db, pg_server, tmp_path):
+    """Counts and sums are taken in the snapshot pg_dump uses, so a collector writing meanwhile
+    cannot make a good backup fail its own restore check."""
+    stop = threading.Event()
+    written = []
+
+    def collector():
+        with psycopg.connect(billing_db, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO llm_requests (ts, provider, model, cost) "
+                             "VALUES (now(), 'openai', 'gpt-4o', 0.001)")
+                written.append(1)
+
+    writer = threading.Thread(target=collector)
+    writer.start()
+    try:
+        bdir = backup(billing_db, tmp_path)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    during = json.loads((bdir / "manifest.json").read_text())["database"]["row_counts"]["public.llm_requests"]
+    assert state(billing_db)["rows"]["llm_requests"] > during > 2  # rows landed before, during and after
+    drop_database(pg_server, dbname(billing_db))
+
+    proc = run(RESTORE_SH, str(bdir), env={"COSTMON_DATABASE_URL": billing_db})
+
+    assert proc.returncode == 0, proc.stderr
+    assert state(billing_db)["rows"]["llm_requests"] == during
 
 
 def test_restore_into_a_migrated_but_empty_database_needs_no_force(billing_db, pg_server, tmp_path):
