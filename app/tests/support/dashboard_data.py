@@ -70,6 +70,7 @@ def load(conn: psycopg.Connection, now: dt.datetime, days: int = 45) -> DataSet:
     """Load `days` days of billing ending today into the database."""
     today = now.astimezone(UTC).date()
     window = Window(today - dt.timedelta(days=days - 1), today + dt.timedelta(days=1))
+    _sync_example_budgets(conn)
     try:
         from costmon.sources import demo
     except ImportError:  # before the demo source existed
@@ -79,3 +80,17 @@ def load(conn: psycopg.Connection, now: dt.datetime, days: int = 45) -> DataSet:
 
     ingest.run(conn, demo.DemoSource(name="demo", now=now), window)
     return DataSet("demo", demo.RUNAWAY_CUSTOMER, demo.NEW_MODEL_CUSTOMER)
+
+
+def _sync_example_budgets(conn: psycopg.Connection) -> None:
+    """Budgets, plan tiers and customers of compose/costmon.example.yaml (the budget panels join them)."""
+    from pathlib import Path
+
+    import yaml
+
+    from costmon import budgets
+
+    example = Path(__file__).resolve().parents[3] / "compose" / "costmon.example.yaml"
+    config, problems = budgets.parse(yaml.safe_load(example.read_text()), str(example))
+    assert not problems, problems
+    budgets.write(conn, config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import uids, variables
+from . import budget_panels, uids, variables
 from .board import board
 from .panels import link, money_stat, money_timeseries, row, stat, table
 from .sql import CUSTOMER, FILTERS, TODAY
@@ -93,10 +93,11 @@ def panels() -> list:
               height=10),
         money_timeseries("Daily spend per customer (top 10, untagged, other)", DAILY, span=24),
         table("Spend per customer and model", CUSTOMER_MODELS, money=("spend",), height=10),
+        *budget_panels.customers(),
     ]
 
 
 def build() -> dict:
     return board(UID, TITLE, description="Spend per customer, share of total, days active, average "
-                 "daily spend; untagged spend shown as its own row.",
+                 "daily spend; untagged spend shown as its own row; customer budgets, forecasts and margins.",
                  variables=variables.billing(), panels=panels())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import uids, variables
+from . import budget_panels, uids, variables
 from .board import board
 from .panels import link, money_stat, money_timeseries, row, table
 from .sql import CUSTOMER, DIMENSIONS, FILTERS, MONTH_START, TODAY, WEEK_START, utc_day
@@ -134,6 +134,7 @@ def panels() -> list:
               money=("today", "this_week", "month_to_date", "billed_month_to_date"),
               span=12, height=6),
         money_timeseries("Daily spend by provider", DAILY_BY_PROVIDER, span=12, height=6),
+        *budget_panels.executive(),
         row("Leaders and movers"),
         table("Top customers (selected range)", TOP_CUSTOMERS, money=("spend",), percent=("share",),
               links={"customer": [link("Customer detail", uids.CUSTOMERS, customer="customer")]},
@@ -152,5 +153,5 @@ def panels() -> list:
 
 def build() -> dict:
     return board(UID, TITLE, description="Spend today, this week and month to date, the month-end "
-                 "forecast, top customers and models, biggest movers, data freshness.",
+                 "forecast, budgets and margins, top customers and models, biggest movers, data freshness.",
                  variables=variables.billing(), panels=panels())

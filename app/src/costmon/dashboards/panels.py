@@ -22,6 +22,7 @@ from grafana_foundation_sdk.builders import prometheus as prometheus_b
 from grafana_foundation_sdk.builders import stat as stat_b
 from grafana_foundation_sdk.builders import table as table_b
 from grafana_foundation_sdk.builders import timeseries as timeseries_b
+from grafana_foundation_sdk.builders import trend as trend_b
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
@@ -140,6 +141,30 @@ def _timeseries(title: str, description: str, span: int, height: int, stacked: b
         mode = common.StackingMode.PERCENT if percent else common.StackingMode.NORMAL
         panel = panel.stacking(common_b.StackingConfig().mode(mode).group("A"))
     return panel
+
+
+def money_trend(title: str, sql: str, *, x_field: str, dashed: Iterable[str] = (), span: int = 12,
+                height: int = 8, description: str = "") -> trend_b.Panel:
+    """Money lines over a numeric x axis (e.g. day of the month), whatever the time picker.
+
+    The query returns a table: the x column, then one money column per line
+    (NULL where a line has no point). Lines named in `dashed` are drawn dashed.
+    Used for the month's burn: spent so far, forecast to the month's end, budget.
+    """
+    panel = (trend_b.Panel().title(title).description(description).span(span).height(height)
+             .datasource(datasources.timescaledb())
+             .with_target(SqlTarget(sql, fmt="table"))
+             .x_field(x_field).draw_style(common.GraphDrawStyle.LINE).line_width(2).fill_opacity(0)
+             .show_points(common.VisibilityMode.NEVER)
+             .legend(common_b.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                     .placement(common.LegendPlacement.BOTTOM).show_legend(True))
+             .tooltip(common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                      .sort(common.SortOrder.DESCENDING))
+             .thresholds(_thresholds()))
+    for name in dashed:
+        panel = panel.override_by_name(name, [dm.DynamicConfigValue(
+            id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})])
+    return _money(panel)
 
 
 def table(title: str, sql: str, *, money: Iterable[str] = (), percent: Iterable[str] = (),
