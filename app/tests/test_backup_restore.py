@@ -237,6 +237,28 @@ def test_a_restore_drill_into_another_database_leaves_production_alone(billing_d
     drop_database(pg_server, "costmon_drill")
 
 
+def test_a_role_the_new_server_lacks_is_created_without_login(billing_db, pg_server, tmp_path):
+    role = f"costmon_analyst_{os.getpid()}"
+    with psycopg.connect(billing_db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT SELECT ON billing_line_items TO "{role}"')
+    bdir = backup(billing_db, tmp_path)
+    assert role in json.loads((bdir / "manifest.json").read_text())["database"]["roles"]
+    drop_database(pg_server, dbname(billing_db))  # a new server: the database and the role are gone
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE "{role}"')
+
+    proc = run(RESTORE_SH, str(bdir), env={"COSTMON_DATABASE_URL": billing_db})
+
+    assert proc.returncode == 0, proc.stderr
+    assert f"created missing role {role} (NOLOGIN" in proc.stdout
+    with psycopg.connect(billing_db, autocommit=True) as conn:
+        assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)).fetchone() == (False,)
+        assert conn.execute("SELECT has_table_privilege(%s, 'billing_line_items', 'SELECT')", (role,)).fetchone()[0]
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
 # ---- refusals: nothing is touched -----------------------------------------------------------
 
 def flip_a_byte(bdir: Path) -> None:

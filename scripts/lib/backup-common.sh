@@ -49,7 +49,8 @@ error_line() {
     mask_dsn "$line"
 }
 
-percent_decode() { local s=${1//+/%2B}; printf '%b' "${s//%/\\x}"; }
+# URL percent-decoding; a backslash stays a backslash (printf %b would read escapes).
+percent_decode() { local s=${1//\\/%5C}; printf '%b' "${s//%/\\x}"; }
 
 # ---- connection -----------------------------------------------------------
 
