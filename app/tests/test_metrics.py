@@ -82,8 +82,19 @@ def test_untagged_spend_is_its_own_customer_and_small_ones_fold_into_other(loade
     c = collector(loaded, top_customers=1)
     cust = {(dict(k)["customer"], dict(k)["currency"]): v for k, v in
             samples(c, "costmon_customer_effective_cost").items() if dict(k)["period"] == "month_to_date"}
-    assert cust == {("cust-c", "USD"): 10.0, ("untagged", "USD"): 0.75,
-                    ("other", "USD"): pytest.approx(3.85), ("other", "EUR"): 4.0}
+    # cust-c leads the month; cust-a leads today and yesterday, so it keeps its name too.
+    assert cust == {("cust-c", "USD"): 10.0, ("cust-a", "USD"): pytest.approx(3.85),
+                    ("untagged", "USD"): 0.75, ("other", "EUR"): 4.0}
+
+
+def test_a_small_customer_spiking_yesterday_keeps_its_own_label(loaded, conn):
+    load(conn, source="spike", window=Window(dt.date(2026, 3, 9), dt.date(2026, 3, 10)),
+         records=[line("2026-03-09", "9", customer="cust-z")])
+    c = collector(loaded, top_customers=1)
+    assert value(c, "costmon_customer_effective_cost", period="yesterday", customer="cust-z",
+                 currency="USD") == 9.0
+    labels = {dict(k)["customer"] for k in samples(c, "costmon_customer_effective_cost")}
+    assert labels == {"cust-z", "cust-c", "cust-a", "untagged", "other"}  # cust-b folded away
 
 
 def test_series_cap_drops_the_smallest_and_says_how_many(loaded):
@@ -132,3 +143,30 @@ def test_exposition_passes_promtool_check_metrics(loaded):
     text = generate_latest(registry)
     proc = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+def test_alert_thresholds_from_settings_are_exposed_even_with_the_database_down():
+    from costmon.config import load_settings
+
+    settings = load_settings({"COSTMON_ALERT_THRESHOLDS": "daily_spend:USD=150, customer_daily_quota:EUR=4.5"},
+                             need_database=False)
+    c = CostCollector(lambda: psycopg.connect("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1),
+                      cache_seconds=0, thresholds=settings.alert_thresholds)
+    assert samples(c, "costmon_alert_threshold") == {
+        (("alert", "daily_spend"), ("currency", "USD")): 150.0,
+        (("alert", "customer_daily_quota"), ("currency", "EUR")): 4.5}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("daily_spend=150", "is not alert:CURRENCY=amount"),
+    ("weekly:USD=1", "unknown alert 'weekly'"),
+    ("daily_spend:usd=1", "ISO 4217"),
+    ("daily_spend:USD=-3", "non-negative"),
+])
+def test_malformed_alert_thresholds_name_the_variable(text, problem):
+    from costmon.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as err:
+        load_settings({"COSTMON_ALERT_THRESHOLDS": text}, need_database=False)
+    assert err.value.problems[0].startswith("COSTMON_ALERT_THRESHOLDS=")
+    assert problem in err.value.problems[0]

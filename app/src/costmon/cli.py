@@ -212,6 +212,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     registry.register(CostCollector(
         db, cache_seconds=settings.metrics_cache_seconds, top_customers=settings.metrics_top_customers,
         top_models=settings.metrics_top_models, max_series=settings.metrics_max_series,
+        thresholds=settings.alert_thresholds,
         on_error=lambda exc: logger.error("metrics_query_failed", error=str(exc).splitlines()[0]
                                           if str(exc) else type(exc).__name__)))
     for extra in _extra_collectors(settings, db):

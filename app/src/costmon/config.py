@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,6 +111,7 @@ class Settings:
     sources: tuple[str, ...] = ()
     restatement_days: int = 3
     demo_days: int = 90
+    alert_thresholds: tuple[tuple[str, str, Decimal], ...] = ()
     grafana_db_user: str | None = None
     grafana_db_password: str | None = None
     config_file: str | None = None
@@ -118,6 +120,29 @@ class Settings:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Names the Prometheus rules read from costmon_alert_threshold (prometheus/rules/thresholds.yml).
+ALERT_THRESHOLDS = ("daily_spend", "customer_daily_quota", "customer_spike_floor", "provider_spike_floor")
+
+
+def _thresholds(text: str) -> tuple[tuple[str, str, Decimal], ...]:
+    """'daily_spend:USD=150,customer_daily_quota:EUR=5' -> ((alert, currency, amount), ...)."""
+    out = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        try:
+            key, amount = item.split("=", 1)
+            alert, currency = key.split(":", 1)
+            value = Decimal(amount.strip())
+        except (ValueError, InvalidOperation):
+            raise ValueError(f"{item!r} is not alert:CURRENCY=amount") from None
+        alert, currency = alert.strip(), currency.strip()
+        if alert not in ALERT_THRESHOLDS:
+            raise ValueError(f"unknown alert {alert!r}; choose from {', '.join(ALERT_THRESHOLDS)}")
+        if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
+            raise ValueError(f"{currency!r} is not an ISO 4217 currency code")
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"{item!r}: amount must be a non-negative number")
+        out.append((alert, currency, value))
+    return tuple(out)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, need_database: bool = True) -> Settings:
@@ -167,6 +192,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, need_database: bo
         sources=env.words("COSTMON_SOURCES", ()),
         restatement_days=env.integer("COSTMON_RESTATEMENT_DAYS", 3, minimum=0),
         demo_days=env.integer("COSTMON_DEMO_DAYS", 90, minimum=1),
+        alert_thresholds=env.get("COSTMON_ALERT_THRESHOLDS", (), _thresholds),
         grafana_db_user=env.get("COSTMON_GRAFANA_DB_USER", "grafana_reader" if grafana_password else None),
         grafana_db_password=grafana_password,
         config_file=config_file,

@@ -118,15 +118,20 @@ def build_snapshot(conn: psycopg.Connection, today: dt.date, *, top_customers: i
     snap = Snapshot(database_up=True)
     rows = conn.execute(_COST_SQL, params).fetchall()
 
-    # Rank customers and models by month-to-date spend to bound label values.
-    mtd_models: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    mtd_customers: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    # Rank customers and models to bound label values: the biggest this month, plus
+    # the biggest yesterday and today, so a small customer that suddenly spikes keeps
+    # its own name (and its alert) instead of vanishing into `other`.
+    models_by: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(Decimal)))
+    customers_by: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(Decimal)))
     for period, _prov, _svc, model, customer, ccy, eff, _billed, _unk in rows:
-        if period == "month_to_date":
-            mtd_models[model][ccy] += eff
-            mtd_customers[customer or UNTAGGED][ccy] += eff
-    models = _top(mtd_models, top_models, keep=("unknown",))
-    customers = _top(mtd_customers, top_customers, keep=(UNTAGGED,))
+        models_by[period][model][ccy] += eff
+        customers_by[period][customer or UNTAGGED][ccy] += eff
+    models = _top(models_by["month_to_date"], top_models, keep=("unknown",))
+    customers = {UNTAGGED}
+    for period in ("month_to_date", "yesterday", "today"):
+        customers |= _top(customers_by[period], top_customers)
 
     _fold(rows, lambda r: ((r[0], r[1], r[2], r[3] if r[3] in models else OTHER, r[5]), r[6]),
           snap.effective)
@@ -167,12 +172,14 @@ class CostCollector(Collector):
     def __init__(self, connect: Callable[[], psycopg.Connection], *, cache_seconds: float = 30,
                  top_customers: int = 10, top_models: int = 10, max_series: int = 2000,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+                 thresholds: Iterable[tuple[str, str, Decimal]] = (),
                  on_error: Callable[[Exception], None] | None = None):
         self._connect = connect
         self._cache_seconds = cache_seconds
         self._limits = dict(top_customers=top_customers, top_models=top_models, max_series=max_series)
         self._clock = clock
         self._on_error = on_error
+        self._thresholds = tuple(thresholds)
         self._lock = threading.Lock()
         self._snap: Snapshot | None = None
         self._taken = 0.0
@@ -216,6 +223,12 @@ class CostCollector(Collector):
                               "Cost series dropped by COSTMON_METRICS_MAX_SERIES in the last scrape")
         d.add_metric([], snap.series_dropped)
         yield d
+        limits = GaugeMetricFamily("costmon_alert_threshold",
+                                   "Alert threshold from COSTMON_ALERT_THRESHOLDS (money per UTC day)",
+                                   labels=["alert", "currency"])
+        for alert, currency, amount in self._thresholds:
+            limits.add_metric([alert, currency], float(amount))
+        yield limits
         info = GaugeMetricFamily("costmon_build_info", "Collector version", labels=["version"])
         info.add_metric([__version__], 1.0)
         yield info

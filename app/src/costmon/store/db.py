@@ -37,5 +37,11 @@ def timescaledb_loadable(conn: psycopg.Connection) -> bool:
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if not available:
         return False
-    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    try:
+        with conn.transaction():
+            preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        # Only superusers (or pg_read_all_settings) may read it. A server that ships the
+        # extension normally preloads it; if not, migration 001 fails naming the cause.
+        return True
     return "timescaledb" in preload
