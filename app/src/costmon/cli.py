@@ -1,4 +1,4 @@
-"""costmon migrate | demo | ingest | serve | check | report.
+"""costmon migrate | demo | ingest | backfill | serve | check | report.
 
 Every failure an operator can cause (a missing setting, the database down, a
 bad payload) ends in one line on stderr naming the cause and a non-zero exit.
@@ -35,6 +35,16 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _utc_now() -> dt.datetime:
@@ -113,6 +123,27 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     window = _window(args.start, args.end)
     return _load(settings, build_source(settings, args.source), window)
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from .backfill import backfill
+    from .progress import Progress
+
+    window = _window(args.start, args.end)
+    source = build_source(settings, args.source)
+    progress = Progress(f"{source.name} backfill {window}", total=len(window.chunks(args.chunk_days)))
+    rows = [0]
+
+    def step(done: int, total: int, chunk: Window, outcome: str, loaded: int) -> None:
+        rows[0] += loaded
+        progress.update(done=done, rows=rows[0])
+
+    with connect(settings.database_url) as conn:
+        result = backfill(conn, source, window, chunk_days=args.chunk_days, force=args.force, progress=step)
+    progress.close()
+    print(f"{source.name}: backfilled {window}: {len(result.loaded)} chunk(s) loaded ({result.rows} line items), "
+          f"{len(result.skipped)} already loaded and skipped; {result.api_calls} upstream call(s)")
+    return 0
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
@@ -276,6 +307,13 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
     i.add_argument("--end", required=True, type=_date, help="day after the last, YYYY-MM-DD")
 
+    b = sub.add_parser("backfill", help="load a source over a long window in chunks; resumable")
+    b.add_argument("--source", required=True)
+    b.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
+    b.add_argument("--end", required=True, type=_date, help="day after the last, YYYY-MM-DD")
+    b.add_argument("--chunk-days", type=_positive, default=7, help="days per ingest run (default 7)")
+    b.add_argument("--force", action="store_true", help="reload chunks already loaded")
+
     s = sub.add_parser("serve", help="serve /metrics and run the scheduled ingests")
     s.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start")
     s.add_argument("--no-scheduler", action="store_true", help="serve metrics only")
@@ -293,7 +331,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "demo": cmd_demo, "ingest": cmd_ingest, "serve": cmd_serve,
-    "check": cmd_check, "report": cmd_report,
+    "check": cmd_check, "report": cmd_report, "backfill": cmd_backfill,
 }
 
 
