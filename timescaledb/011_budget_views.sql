@@ -6,6 +6,12 @@
 -- today (UTC) for the dashboards. Only views over billing_daily: the same on
 -- plain PostgreSQL and TimescaleDB. Days are UTC days whatever the session
 -- time zone; spend is compared with a budget or a price in its own currency only.
+--
+-- The *_at / *_between functions are PL/pgSQL on purpose: their queries are
+-- planned with the day bounds as known values (custom plans), so TimescaleDB
+-- excludes chunks at plan time. As inlined SQL with bounds computed inside the
+-- query (or from now()), every chunk of two years of history was planned on
+-- each call: 15-30 ms of planning for about 1 ms of work.
 
 -- UTC midnight of a date as timestamptz (billing_daily.day), and back.
 CREATE OR REPLACE FUNCTION costmon_utc_day(d date) RETURNS timestamptz
@@ -13,6 +19,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT d::timestamp AT TIME ZONE 'UTC
 
 CREATE OR REPLACE FUNCTION costmon_utc_date(ts timestamptz) RETURNS date
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (ts AT TIME ZONE 'UTC')::date $$;
+
+CREATE OR REPLACE FUNCTION costmon_month_start(d date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT date_trunc('month', d::timestamp)::date $$;
 
 CREATE OR REPLACE FUNCTION costmon_today() RETURNS date
 LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT (now() AT TIME ZONE 'UTC')::date $$;
@@ -50,37 +59,44 @@ $$;
 --   + max(d's spend so far, trailing 7-day daily average)   -- d counts at least the average
 --   + trailing 7-day daily average x days of the month after d
 -- The trailing average is over the 7 full days before d (zero-spend days count as zero).
+-- (A weekday-aware average was tried on six months of demo data: mean absolute
+-- error 3.51 % vs 3.54 % for the flat one, worst case worse; not worth it.)
 CREATE OR REPLACE FUNCTION budget_status_at(d date)
 RETURNS TABLE (scope text, name text, currency text, monthly_limit numeric, month_to_date numeric,
                used_ratio numeric, today_spend numeric, trailing_7d_daily numeric, days_left integer,
                forecast numeric, forecast_ratio numeric)
-LANGUAGE sql STABLE AS $$
-    WITH m AS (
-        SELECT date_trunc('month', d::timestamp)::date AS month_start,
-               (date_trunc('month', d::timestamp) + interval '1 month')::date AS next_month
-    ), spend AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    v_month_start date := costmon_month_start(d);
+    v_days_after integer := (costmon_month_start(d) + interval '1 month')::date - d - 1;
+    v_first date := least(costmon_month_start(d), d - 7);
+BEGIN
+    RETURN QUERY
+    WITH spend AS MATERIALIZED (
         SELECT s.scope, s.name,
-               coalesce(sum(s.cost) FILTER (WHERE s.day >= costmon_utc_day(m.month_start)
+               coalesce(sum(s.cost) FILTER (WHERE s.day >= costmon_utc_day(v_month_start)
                                                AND s.day < costmon_utc_day(d)), 0) AS full_days,
                coalesce(sum(s.cost) FILTER (WHERE s.day = costmon_utc_day(d)), 0) AS today_spend,
                coalesce(sum(s.cost) FILTER (WHERE s.day >= costmon_utc_day(d - 7)
                                                AND s.day < costmon_utc_day(d)), 0) AS sum7
-        FROM m, budget_daily_spend(least(m.month_start, d - 7), d + 1) s
+        FROM budget_daily_spend(v_first, d + 1) s
         GROUP BY s.scope, s.name
     ), p AS (
         SELECT g.scope, g.name, g.currency::text AS currency, g.monthly_limit,
                coalesce(spend.full_days, 0) AS full_days, coalesce(spend.today_spend, 0) AS today_spend,
-               coalesce(spend.sum7, 0) AS sum7, m.next_month - d - 1 AS days_after
-        FROM budgets g CROSS JOIN m
-        LEFT JOIN spend ON spend.scope = g.scope AND spend.name = g.name
+               coalesce(spend.sum7, 0) AS sum7
+        FROM budgets g LEFT JOIN spend ON spend.scope = g.scope AND spend.name = g.name
+    ), f AS (
+        SELECT p.*, p.full_days + greatest(p.today_spend, p.sum7 / 7) + p.sum7 * v_days_after / 7 AS forecast
+        FROM p
     )
-    SELECT p.scope, p.name, p.currency, p.monthly_limit,
-           p.full_days + p.today_spend,
-           (p.full_days + p.today_spend) / p.monthly_limit,
-           p.today_spend, p.sum7 / 7, p.days_after + 1, p.forecast, p.forecast / p.monthly_limit
-    FROM (SELECT p.*, p.full_days + greatest(p.today_spend, p.sum7 / 7) + p.sum7 * p.days_after / 7
-                      AS forecast
-          FROM p) p
+    SELECT f.scope, f.name, f.currency, f.monthly_limit,
+           f.full_days + f.today_spend,
+           (f.full_days + f.today_spend) / f.monthly_limit,
+           f.today_spend, f.sum7 / 7, v_days_after + 1, f.forecast, f.forecast / f.monthly_limit
+    FROM f;
+END
 $$;
 
 CREATE OR REPLACE VIEW budget_status AS SELECT * FROM budget_status_at(costmon_today());
@@ -91,18 +107,20 @@ CREATE OR REPLACE VIEW budget_status AS SELECT * FROM budget_status_at(costmon_t
 CREATE OR REPLACE FUNCTION budget_burn_at(d date)
 RETURNS TABLE ("time" timestamptz, scope text, name text, currency text, actual numeric,
                forecast numeric, monthly_limit numeric)
-LANGUAGE sql STABLE AS $$
-    WITH m AS (
-        SELECT date_trunc('month', d::timestamp)::date AS month_start,
-               (date_trunc('month', d::timestamp) + interval '1 month')::date AS next_month
-    ), days AS (
-        SELECT m.month_start + i AS day
-        FROM m, generate_series(0, m.next_month - m.month_start - 1) AS i
-    ), st AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    v_month_start date := costmon_month_start(d);
+    v_next_month date := (costmon_month_start(d) + interval '1 month')::date;
+BEGIN
+    RETURN QUERY
+    WITH st AS MATERIALIZED (
         SELECT * FROM budget_status_at(d)
-    ), daily AS (
+    ), daily AS MATERIALIZED (
         SELECT s.scope, s.name, costmon_utc_date(s.day) AS day, s.cost
-        FROM m, budget_daily_spend(m.month_start, d + 1) s
+        FROM budget_daily_spend(v_month_start, d + 1) s
+    ), days AS (
+        SELECT v_month_start + i AS day FROM generate_series(0, v_next_month - v_month_start - 1) AS i
     ), cum AS (
         SELECT st.scope, st.name, days.day,
                sum(coalesce(daily.cost, 0)) OVER (PARTITION BY st.scope, st.name ORDER BY days.day) AS actual
@@ -116,7 +134,8 @@ LANGUAGE sql STABLE AS $$
                     + greatest(st.today_spend, st.trailing_7d_daily)
                     + st.trailing_7d_daily * (cum.day - d) END,
            st.monthly_limit
-    FROM cum JOIN st ON st.scope = cum.scope AND st.name = cum.name
+    FROM cum JOIN st ON st.scope = cum.scope AND st.name = cum.name;
+END
 $$;
 
 CREATE OR REPLACE VIEW budget_burn AS SELECT * FROM budget_burn_at(costmon_today());
@@ -126,8 +145,11 @@ CREATE OR REPLACE VIEW budget_burn AS SELECT * FROM budget_burn_at(costmon_today
 CREATE OR REPLACE FUNCTION cost_anomalies_between(start date, stop date)
 RETURNS TABLE (day timestamptz, dimension text, name text, currency text, spend numeric,
                baseline numeric, ratio numeric)
-LANGUAGE sql STABLE AS $$
-    WITH b AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH b AS MATERIALIZED (
         SELECT b.day, b.provider, b.model, coalesce(b.customer_id, 'untagged') AS customer,
                b.billing_currency::text AS currency, sum(b.effective_cost) AS cost
         FROM billing_daily b
@@ -149,10 +171,10 @@ LANGUAGE sql STABLE AS $$
                    RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING), 0) / 7 AS baseline
         FROM dims
     )
-    SELECT w.day, w.dimension, w.name, w.currency, w.cost, w.baseline,
-           w.cost / nullif(w.baseline, 0)
+    SELECT w.day, w.dimension, w.name, w.currency, w.cost, w.baseline, w.cost / nullif(w.baseline, 0)
     FROM w
-    WHERE w.day >= costmon_utc_day(start)
+    WHERE w.day >= costmon_utc_day(start);
+END
 $$;
 
 CREATE OR REPLACE VIEW cost_anomalies_daily AS
@@ -164,8 +186,11 @@ SELECT * FROM cost_anomalies_between(costmon_today() - 30, costmon_today() + 1);
 CREATE OR REPLACE FUNCTION unexpected_models_at(d date)
 RETURNS TABLE (customer text, model text, currency text, providers text, first_day timestamptz,
                spend numeric)
-LANGUAGE sql STABLE AS $$
-    WITH b AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH b AS MATERIALIZED (
         SELECT coalesce(b.customer_id, 'untagged') AS customer, b.model, b.provider,
                b.billing_currency::text AS currency, b.day, sum(b.effective_cost) AS cost
         FROM billing_daily b
@@ -179,7 +204,8 @@ LANGUAGE sql STABLE AS $$
     FROM b
     WHERE b.day >= costmon_utc_day(d - 1)
       AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.customer = b.customer AND seen.model = b.model)
-    GROUP BY b.customer, b.model, b.currency
+    GROUP BY b.customer, b.model, b.currency;
+END
 $$;
 
 CREATE OR REPLACE VIEW unexpected_models AS SELECT * FROM unexpected_models_at(costmon_today());
@@ -189,12 +215,15 @@ CREATE OR REPLACE VIEW unexpected_models AS SELECT * FROM unexpected_models_at(c
 CREATE OR REPLACE FUNCTION customer_margin_at(d date)
 RETURNS TABLE (customer text, display_name text, tier text, currency text, revenue numeric,
                llm_cost numeric, margin numeric, margin_ratio numeric, llm_budget numeric)
-LANGUAGE sql STABLE AS $$
-    WITH cost AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH cost AS MATERIALIZED (
         SELECT b.customer_id, b.billing_currency, sum(b.effective_cost) AS cost
         FROM billing_daily b
-        WHERE b.day >= costmon_utc_day(date_trunc('month', d::timestamp)::date)
-          AND b.day < costmon_utc_day(d + 1) AND b.customer_id IS NOT NULL
+        WHERE b.day >= costmon_utc_day(costmon_month_start(d)) AND b.day < costmon_utc_day(d + 1)
+          AND b.customer_id IS NOT NULL
         GROUP BY b.customer_id, b.billing_currency
     )
     SELECT c.id, c.display_name, c.tier, t.currency::text, t.monthly_price,
@@ -202,7 +231,8 @@ LANGUAGE sql STABLE AS $$
            (t.monthly_price - coalesce(cost.cost, 0)) / nullif(t.monthly_price, 0),
            coalesce(c.budget_override, t.llm_budget)
     FROM customers c JOIN plan_tiers t ON t.name = c.tier
-    LEFT JOIN cost ON cost.customer_id = c.id AND cost.billing_currency = t.currency
+    LEFT JOIN cost ON cost.customer_id = c.id AND cost.billing_currency = t.currency;
+END
 $$;
 
 CREATE OR REPLACE VIEW customer_margin AS SELECT * FROM customer_margin_at(costmon_today());
@@ -224,20 +254,24 @@ CREATE OR REPLACE VIEW tier_margin AS SELECT * FROM tier_margin_at(costmon_today
 CREATE OR REPLACE FUNCTION customer_margin_between(start date, stop date)
 RETURNS TABLE (month timestamptz, customer text, tier text, currency text, revenue numeric,
                llm_cost numeric, margin numeric, margin_ratio numeric)
-LANGUAGE sql STABLE AS $$
-    WITH cost AS (
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH cost AS MATERIALIZED (
         SELECT date_trunc('month', b.day AT TIME ZONE 'UTC') AS month, b.customer_id, b.billing_currency,
                sum(b.effective_cost) AS cost
         FROM billing_daily b
-        WHERE b.day >= costmon_utc_day(date_trunc('month', start::timestamp)::date)
-          AND b.day < costmon_utc_day(stop) AND b.customer_id IS NOT NULL
+        WHERE b.day >= costmon_utc_day(costmon_month_start(start)) AND b.day < costmon_utc_day(stop)
+          AND b.customer_id IS NOT NULL
         GROUP BY 1, b.customer_id, b.billing_currency
     )
     SELECT cost.month AT TIME ZONE 'UTC', c.id, c.tier, t.currency::text, t.monthly_price, cost.cost,
            t.monthly_price - cost.cost, (t.monthly_price - cost.cost) / nullif(t.monthly_price, 0)
     FROM cost
     JOIN customers c ON c.id = cost.customer_id
-    JOIN plan_tiers t ON t.name = c.tier AND t.currency = cost.billing_currency
+    JOIN plan_tiers t ON t.name = c.tier AND t.currency = cost.billing_currency;
+END
 $$;
 
 CREATE OR REPLACE VIEW customer_margin_monthly AS
