@@ -291,3 +291,19 @@ def test_quiet_demo_days_raise_no_other_cost_alert(stack):
     # Demo spend (about 20 USD a day over 3 providers) stays under every default threshold.
     for name in ("DailySpendOverThreshold", "CustomerDailySpendOverQuota", "ProviderSpendSpike"):
         assert firing(stack["prometheus"], name) == [], name
+
+
+def test_the_budget_collector_flags_the_runaway_day_as_a_cost_anomaly(stack):
+    # Same day, seen by the budget collector's ratio (vs the 7 days before, per provider, model and
+    # customer, rules/budgets.yml), and delivered through the severity route like the rest.
+    alerts = poll("CostAnomaly to fire", lambda: firing(stack["prometheus"], "CostAnomaly"), procs=stack["procs"])
+    assert [(a["labels"]["dimension"], a["labels"]["name"], a["labels"]["period"]) for a in alerts] == [
+        ("customer", "cust-007", "yesterday")]
+    (alert,) = alerts
+    assert 4.0 < float(alert["value"]) < 6.5, alert["value"]
+    assert alert["annotations"]["dashboard"] == "/d/costmon-anomalies?var-customer=cust-007&var-currency=USD"
+    webhook: Webhook = stack["webhook"]
+    payload, delivered = poll("the webhook to receive CostAnomaly", lambda: [
+        (p, a) for p, a in webhook.alerts()
+        if a["labels"].get("alertname") == "CostAnomaly" and a["status"] == "firing"], procs=stack["procs"])[0]
+    assert payload["receiver"] == "warning" and delivered["labels"]["name"] == "cust-007"
