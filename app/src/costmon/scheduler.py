@@ -121,8 +121,13 @@ def add_jobs(scheduler, dsn: str, specs: Iterable[SourceSpec], policy: RunPolicy
 
     caught_up = []
     current = now()
-    with connect(dsn, autocommit=True) as conn:
-        last = {s.name: _last_success(conn, s.name)[0] for s in specs}
+    specs = list(specs)
+    try:
+        with connect(dsn, autocommit=True) as conn:
+            last = {s.name: _last_success(conn, s.name)[0] for s in specs}
+    except Exception as exc:  # noqa: BLE001 - unknown history: run now; the run logs what is wrong
+        log.get().warning("ingest_history_unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+        last = {s.name: None for s in specs}
     for spec in specs:
         trigger = CronTrigger.from_crontab(spec.schedule, timezone=UTC)
         previous = previous_fire_time(trigger, current)
