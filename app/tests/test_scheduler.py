@@ -198,10 +198,17 @@ def test_check_names_each_missing_variable_of_each_enabled_source():
     assert not any("secret" in p.lower() and "AKIA" in p for p in problems)
 
 
-def test_sources_not_asked_for_are_neither_checked_nor_scheduled():
+def test_cloud_sources_not_asked_for_are_neither_checked_nor_scheduled_and_demo_is_the_default():
     settings = settings_with(AWS_ACCESS_KEY_ID="AKIAEXAMPLE")
     assert registry.problems(settings) == []
-    assert registry.scheduled(settings) == ([], [])
+    ready, incomplete = registry.scheduled(settings)
+    assert [s.name for s in ready] == ["demo"] and incomplete == []
+
+
+def test_demo_is_not_scheduled_once_a_cloud_source_is_enabled():
+    for env in ({"COSTMON_SOURCES": "aws"}, {"COSTMON_AWS_ENABLED": "true"}):
+        ready, incomplete = registry.scheduled(settings_with(**env))
+        assert "demo" not in [s.name for s in ready + incomplete]
 
 
 def test_serve_gets_the_complete_sources_and_the_incomplete_ones_with_their_problems():

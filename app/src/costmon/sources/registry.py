@@ -3,7 +3,8 @@
 Everything a source needs is read here from Settings.environ (with config.Env,
 so each problem is one line naming the variable). Cloud sources are opt-in:
 a source is scheduled only when COSTMON_SOURCES names it (or its
-COSTMON_<P>_ENABLED is true), and only when its settings are complete.
+COSTMON_<P>_ENABLED is true), and only when its settings are complete. With
+nothing enabled, the demo source is scheduled (it is the default source).
 `costmon ingest --source S` builds any source whose settings are complete.
 """
 
@@ -68,7 +69,14 @@ def run_policy(settings: Settings, env: Env | None = None) -> RunPolicy:
 
 
 def _enabled(settings: Settings, env: Env, name: str) -> bool:
-    return name in settings.sources or env.flag(f"COSTMON_{name.upper()}_ENABLED", False)
+    asked = name in settings.sources or env.flag(f"COSTMON_{name.upper()}_ENABLED", False)
+    if name == "demo" and not asked:
+        # The default source when nothing real is configured, so a fresh appliance shows
+        # live (clearly demo-*) figures instead of empty dashboards.
+        probe = Env(settings.environ)
+        return not settings.sources and not any(
+            probe.flag(f"COSTMON_{c.upper()}_ENABLED", False) for c in CLOUD)
+    return asked
 
 
 def _spec(settings: Settings, name: str, build: Callable[[Env], Callable[[], Source]]) -> SourceSpec:
