@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 # `docker compose` (v2) where installed, else Debian's docker-compose 1.29.
 COMPOSE_BIN := $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
-COMPOSE := $(COMPOSE_BIN) --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
+# compose/docker-compose.override.yml (yours, not committed) is layered on top when present.
+COMPOSE := $(COMPOSE_BIN) --project-directory compose -f compose/docker-compose.yml \
+  $(if $(wildcard compose/docker-compose.override.yml),-f compose/docker-compose.override.yml) \
+  --env-file compose/.env
 VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := test,aws,azure,gcp,dashboards

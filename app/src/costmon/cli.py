@@ -229,12 +229,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from .store.migrate import migrate
 
     logger = log.get()
-    if not args.no_migrate:
-        with connect(settings.database_url) as conn:
-            applied = migrate(conn)
+    with connect(settings.database_url) as conn:
+        if not args.no_migrate:
+            logger.info("migrations_applied", count=len(migrate(conn)))
+        # Budgets and customers from the config file, also when another process migrates.
+        try:
             for hook in _sync_hooks():
                 hook(conn, settings)
-        logger.info("migrations_applied", count=len(applied))
+        except psycopg.errors.UndefinedTable:
+            conn.rollback()
+            logger.warning("config_sync_skipped", reason="schema not migrated yet: run costmon migrate")
 
     def db() -> psycopg.Connection:
         return connect(settings.database_url, connect_timeout=5)
