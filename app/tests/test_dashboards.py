@@ -314,6 +314,21 @@ def test_untagged_spend_is_its_own_customer_row_with_the_exact_amount(grafana_db
     assert sum(r["share"] for r in table) == pytest.approx(Decimal(1))
 
 
+def test_currencies_are_listed_by_spend_and_never_added_together(grafana_db):
+    assert grafana_db.variable_values("costmon-executive", "currency") == ["USD", "EUR"]
+    sql = _panel_sql("costmon-executive", "Month to date")
+    month = dt.datetime.now(dt.timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    for currency in ("USD", "EUR"):
+        _, rows = grafana_db.run("costmon-executive", sql, {"currency": currency})
+        expected = grafana_db.conn.execute(
+            """SELECT sum(effective_cost) FROM billing_line_items
+               WHERE billing_currency = %s AND charge_period_start >= %s""", (currency, month)).fetchone()[0]
+        assert [(metric, spend) for _, metric, spend in rows] == [(currency, expected)]
+    columns, rows = grafana_db.run("costmon-executive", _panel_sql(
+        "costmon-executive", "Spend by currency (every currency, never converted)"))
+    assert sorted(dict(zip(columns, r))["currency"] for r in rows) == ["EUR", "USD"]
+
+
 def test_a_provider_selection_shows_only_that_provider(grafana_db):
     sql = _panel_sql("costmon-cost-explorer", "Daily cost by provider (${currency})")
     _, everything = grafana_db.run("costmon-cost-explorer", sql)
