@@ -16,6 +16,7 @@ from costmon.sources.aws import AwsCostExplorerSource, make_client
 from costmon.store.loader import LoadError
 from fakes import aws_ce
 from fakes.server import payload
+from support.records import stored_totals
 
 MOTO_API = "http://motoapi.amazonaws.com/moto-api"
 WINDOW = Window(dt.date(2026, 3, 1), dt.date(2026, 3, 4))
@@ -65,13 +66,6 @@ def payload_totals(files: list[str]) -> dict[tuple, tuple[Decimal, Decimal]]:
                 out[key][0] += Decimal(m["UnblendedCost"]["Amount"])
                 out[key][1] += Decimal(m["AmortizedCost"]["Amount"])
     return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def stored_totals(conn) -> dict[tuple, tuple[Decimal, Decimal]]:
-    rows = conn.execute("""SELECT provider, (charge_period_start AT TIME ZONE 'UTC')::date, billing_currency,
-                                  sum(billed_cost), sum(effective_cost)
-                           FROM billing_line_items GROUP BY 1, 2, 3""").fetchall()
-    return {(p, d, c): (b, e) for p, d, c, b, e in rows}
 
 
 def stored_rows(conn) -> list[tuple]:

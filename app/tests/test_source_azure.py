@@ -13,6 +13,7 @@ from costmon.records import Window
 from costmon.sources.azure import AzureCostSource, make_client, retry_after_seconds, scope_accounts
 from costmon.store.loader import LoadError
 from fakes.azure_cost import CostManagementFake, load_result
+from support.records import stored_totals
 
 SCOPE = "providers/Microsoft.Billing/billingAccounts/98765432"
 WINDOW = Window(dt.date(2026, 3, 1), dt.date(2026, 3, 4))
@@ -42,13 +43,6 @@ def payload_totals(files: dict[str, str], window: Window) -> dict[tuple, tuple[D
             if window.start <= day < window.end:
                 out[("azure", day, r["Currency"])][i] += Decimal(r["Cost"])
     return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def stored_totals(conn) -> dict[tuple, tuple[Decimal, Decimal]]:
-    rows = conn.execute("""SELECT provider, (charge_period_start AT TIME ZONE 'UTC')::date, billing_currency,
-                                  sum(billed_cost), sum(effective_cost)
-                           FROM billing_line_items GROUP BY 1, 2, 3""").fetchall()
-    return {(p, d, c): (b, e) for p, d, c, b, e in rows}
 
 
 def stored_rows(conn) -> list[tuple]:

@@ -14,6 +14,7 @@ from costmon.records import Window
 from costmon.sources.gcp import GcpBillingExportSource, query_sql
 from costmon.store.loader import LoadError
 from fakes.bigquery import BYTES_PER_ROW, BigQueryFake, export_rows
+from support.records import stored_totals
 
 TABLE = "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
 FIXTURE = "gcp/billing_export_rows.json"
@@ -41,13 +42,6 @@ def export_totals(rows, window: Window) -> dict[tuple, tuple[Decimal, Decimal]]:
             out[("gcp", day, r["currency"])][0] += r["cost"]
             out[("gcp", day, r["currency"])][1] += r["cost"] + credits
     return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def stored_totals(conn) -> dict[tuple, tuple[Decimal, Decimal]]:
-    rows = conn.execute("""SELECT provider, (charge_period_start AT TIME ZONE 'UTC')::date, billing_currency,
-                                  sum(billed_cost), sum(effective_cost)
-                           FROM billing_line_items GROUP BY 1, 2, 3""").fetchall()
-    return {(p, d, c): (b, e) for p, d, c, b, e in rows}
 
 
 def stored_rows(conn) -> list[tuple]:

@@ -15,8 +15,6 @@ currency: a small customer's runaway day outranks a big customer's busy day.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from . import analysis
 from .budgets import BudgetConfig, Threshold
+from .snapshot_cache import SnapshotCache
 
 ANOMALY_RATIO = 3  # CostAnomaly's line in rules/budgets.yml; ranks which anomaly series to keep
 MAX_UNEXPECTED = 50  # (customer, model) pairs; a burst of new models must not explode the label set
@@ -94,20 +93,12 @@ class BudgetCollector(Collector):
         self._connect = connect
         self._thresholds: tuple[Threshold, ...] = config.thresholds
         self._clock = clock
-        self._cache_seconds = cache_seconds
         self._limits = dict(top_customers=top_customers, top_models=top_models, max_customers=max_customers)
         self._on_error = on_error
-        self._lock = threading.Lock()
-        self._snap: BudgetSnapshot | None = None
-        self._taken = 0.0
+        self._cache = SnapshotCache(self._take, cache_seconds)
 
     def snapshot(self) -> BudgetSnapshot:
-        with self._lock:
-            now = time.monotonic()
-            if self._snap is None or now - self._taken >= self._cache_seconds:
-                self._snap = self._take()
-                self._taken = now
-            return self._snap
+        return self._cache.get()
 
     def _take(self) -> BudgetSnapshot:
         try:

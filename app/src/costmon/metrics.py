@@ -9,7 +9,6 @@ Money stays Decimal until the very last step (exposition is float by format).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .snapshot_cache import SnapshotCache
 
 PERIODS = ("today", "yesterday", "month_to_date", "last_7_days")
 OTHER = "other"
@@ -175,22 +175,14 @@ class CostCollector(Collector):
                  thresholds: Iterable[tuple[str, str, Decimal]] = (),
                  on_error: Callable[[Exception], None] | None = None):
         self._connect = connect
-        self._cache_seconds = cache_seconds
         self._limits = dict(top_customers=top_customers, top_models=top_models, max_series=max_series)
         self._clock = clock
         self._on_error = on_error
         self._thresholds = tuple(thresholds)
-        self._lock = threading.Lock()
-        self._snap: Snapshot | None = None
-        self._taken = 0.0
+        self._cache = SnapshotCache(self._take, cache_seconds)
 
     def snapshot(self) -> Snapshot:
-        with self._lock:
-            now = time.monotonic()
-            if self._snap is None or now - self._taken >= self._cache_seconds:
-                self._snap = self._take()
-                self._taken = now
-            return self._snap
+        return self._cache.get()
 
     def _take(self) -> Snapshot:
         started = time.perf_counter()

@@ -26,3 +26,11 @@ def line(d: str, cost: str, *, provider: str = "aws", account: str = "1111111111
         sku_id=kw.pop("sku_id", "USE1-Claude3Haiku-input-tokens"), model=model,
         token_type=token_type, customer_id=customer,
         consumed_quantity=kw.pop("consumed_quantity", Decimal(1000)), consumed_unit="Tokens", **kw)
+
+
+def stored_totals(conn) -> dict[tuple, tuple[Decimal, Decimal]]:
+    """(provider, UTC day, currency) -> (billed, effective) as stored in billing_line_items."""
+    rows = conn.execute("""SELECT provider, (charge_period_start AT TIME ZONE 'UTC')::date, billing_currency,
+                                  sum(billed_cost), sum(effective_cost)
+                           FROM billing_line_items GROUP BY 1, 2, 3""").fetchall()
+    return {(p, d, c): (b, e) for p, d, c, b, e in rows}
