@@ -339,7 +339,7 @@ def test_a_provider_selection_shows_only_that_provider(grafana_db):
     assert rows and {r[1] for r in rows} == {chosen}
 
 
-def test_month_end_forecast_is_month_to_date_plus_trailing_average(grafana_db):
+def test_month_end_forecast_follows_the_budget_forecast_formula(grafana_db):
     currency = grafana_db.first_value("costmon-executive", "currency")
     _, rows = grafana_db.run("costmon-executive", _panel_sql("costmon-executive", "Month-end forecast"))
     (_, metric, forecast), = rows
@@ -354,7 +354,10 @@ def test_month_end_forecast_is_month_to_date_plus_trailing_average(grafana_db):
                WHERE billing_currency = %s AND charge_period_start >= %s AND charge_period_start < %s""",
             (currency, start, end)).fetchone()[0]
 
-    expected = spend(month, today) + spend(today - dt.timedelta(days=7), today) / 7 * (next_month - today).days
+    avg7 = spend(today - dt.timedelta(days=7), today) / 7
+    days_after_today = (next_month - today).days - 1
+    today_so_far = spend(today, today + dt.timedelta(days=1))
+    expected = spend(month, today) + max(today_so_far, avg7) + avg7 * days_after_today
     assert metric == currency
     assert forecast == pytest.approx(expected, rel=Decimal("1e-9"))
 

@@ -20,22 +20,28 @@ def _spend_since(start: str) -> str:
         """
 
 
-# Month to date (full days before today) plus the trailing 7 full days' average
-# for every remaining day of the month, today included.
+# The same forecast as the budgets (timescaledb/011_budget_views.sql, budget_status):
+# the month's full days so far, plus the larger of today's spend so far and the trailing
+# 7 full days' daily average, plus that average for every day after today.
 FORECAST = f"""
     WITH daily AS (
         SELECT day, billing_currency, sum(effective_cost) AS cost
         FROM billing_daily
-        WHERE day >= least({MONTH_START}, {utc_day(-7)}) AND day < {TODAY} AND {FILTERS}
+        WHERE day >= least({MONTH_START}, {utc_day(-7)}) AND day < {utc_day(1)} AND {FILTERS}
         GROUP BY day, billing_currency
+    ), parts AS (
+        SELECT billing_currency,
+               coalesce(sum(cost) FILTER (WHERE day >= {MONTH_START} AND day < {TODAY}), 0) AS full_days,
+               coalesce(sum(cost) FILTER (WHERE day >= {TODAY}), 0) AS today_so_far,
+               coalesce(sum(cost) FILTER (WHERE day >= {utc_day(-7)} AND day < {TODAY}), 0) / 7 AS avg7
+        FROM daily
+        GROUP BY billing_currency
     )
     SELECT {TODAY} AS "time", billing_currency AS metric,
-           coalesce(sum(cost) FILTER (WHERE day >= {MONTH_START}), 0)
-           + coalesce(sum(cost) FILTER (WHERE day >= {utc_day(-7)}), 0) / 7
-             * extract(day FROM date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month'
-                                 - date_trunc('day', now() AT TIME ZONE 'UTC')) AS forecast
-    FROM daily
-    GROUP BY billing_currency
+           full_days + greatest(today_so_far, avg7)
+           + avg7 * (extract(day FROM date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month'
+                                      - date_trunc('day', now() AT TIME ZONE 'UTC')) - 1) AS forecast
+    FROM parts
     """
 
 BY_CURRENCY = f"""
