@@ -132,3 +132,22 @@ def test_database_down_during_load_is_one_clear_error(db):
         load(conn, source="aws", window=W, records=[line("2026-03-01", "2")])
     with psycopg.connect(db) as fresh:
         assert totals(fresh) == {("aws", dt.date(2026, 3, 1), "USD"): Decimal("1")}
+
+
+def test_billing_daily_always_equals_the_line_items_it_summarizes(conn):
+    def by_day(table, col):
+        return {r[:4]: r[4:] for r in conn.execute(
+            f"""SELECT source, billing_account_id, ({col} AT TIME ZONE 'UTC')::date, billing_currency,
+                       sum(effective_cost), sum(billed_cost) FROM {table} GROUP BY 1, 2, 3, 4""")}
+
+    load(conn, source="aws", window=W, records=[line("2026-03-01", "1", account="A"),
+                                                line("2026-03-02", "2", account="B"),
+                                                line("2026-03-02", "3", account="B", currency="EUR")])
+    load(conn, source="gcp", window=W, records=[line("2026-03-01", "5", provider="gcp")])
+    load(conn, source="aws", window=W, accounts=["B"], records=[line("2026-03-03", "7", account="B")])
+    with pytest.raises(LoadError):
+        load(conn, source="aws", window=W, records=[line("2026-03-09", "1")])
+    daily = by_day("billing_daily", "day")
+    assert daily == by_day("billing_line_items", "charge_period_start")
+    assert daily[("aws", "B", dt.date(2026, 3, 3), "USD")] == (Decimal("7"), Decimal("7"))
+    assert ("aws", "B", dt.date(2026, 3, 2), "EUR") not in daily

@@ -1,7 +1,8 @@
 """Replaces a slice of billing_line_items atomically.
 
 A slice is (source, billing account(s), charge days of a window). One
-transaction deletes the slice and COPYs the new rows, so re-ingesting a window
+transaction deletes the slice and COPYs the new rows (and, on plain PostgreSQL,
+rewrites the same slice of the billing_daily table), so re-ingesting a window
 gives identical totals and restated billing replaces the old figures. If
 anything fails mid-COPY the transaction rolls back and the previous slice stays.
 Each run is a row in ingest_runs whatever its outcome.
@@ -9,6 +10,7 @@ Each run is a row in ingest_runs whatever its outcome.
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,53 @@ _COPY_SQL = f"COPY billing_line_items ({', '.join(COLUMNS + ('source', 'ingest_r
 _values = operator.attrgetter(*COLUMNS)
 _TAGS = COLUMNS.index("tags")
 _PROGRESS_EVERY = 10_000
+
+# Plain PostgreSQL keeps billing_daily as a table (timescaledb/005_billing_daily.pg.sql).
+# After a slice replace the slice holds exactly the records just copied, so their daily
+# sums are computed on the way through and the table's slice is rewritten from them
+# (the same grouping as the continuous aggregate in 005_billing_daily.tsdb.sql).
+_DAILY_GROUPS = ("provider", "billing_account_id", "sub_account_id", "service_name", "service_category",
+                 "region", "model", "token_type", "customer_id", "project_id", "charge_category",
+                 "consumed_unit", "billing_currency", "source")
+_daily_key = operator.attrgetter(*_DAILY_GROUPS[:-1])
+_DAILY_COPY = (f"COPY billing_daily (day, {', '.join(_DAILY_GROUPS)}, billed_cost, effective_cost, "
+               "consumed_quantity, line_items) FROM STDIN")
+_DAILY_DELETE = """DELETE FROM billing_daily WHERE source = %(source)s
+    AND day >= %(start)s AND day < %(end)s
+    AND (%(accounts)s::text[] IS NULL OR billing_account_id = ANY(%(accounts)s::text[]))"""
+
+
+class _DailySums:
+    """Daily totals of the records passing through, keyed like billing_daily."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple, list] = {}
+        self._days: dict[dt.datetime, dt.datetime] = {}
+
+    def add(self, rec: BillingRecord) -> None:
+        start = rec.charge_period_start
+        day = self._days.get(start)
+        if day is None:
+            day = self._days[start] = start.astimezone(dt.timezone.utc).replace(
+                hour=0, minute=0, second=0, microsecond=0)
+        key = (day,) + _daily_key(rec)
+        acc = self.groups.get(key)
+        if acc is None:
+            self.groups[key] = [rec.billed_cost, rec.effective_cost, rec.consumed_quantity, 1]
+            return
+        acc[0] += rec.billed_cost
+        acc[1] += rec.effective_cost
+        if rec.consumed_quantity is not None:  # SQL sum(): NULLs skipped, all-NULL stays NULL
+            acc[2] = rec.consumed_quantity if acc[2] is None else acc[2] + rec.consumed_quantity
+        acc[3] += 1
+
+    def write(self, conn: psycopg.Connection, source: str, window: Window,
+              accounts: set[str] | None) -> None:
+        conn.execute(_DAILY_DELETE, {"source": source, "start": window.start_ts, "end": window.end_ts,
+                                     "accounts": sorted(accounts) if accounts is not None else None})
+        with conn.cursor().copy(_DAILY_COPY) as copy:
+            for (day, *groups), (billed, effective, quantity, n) in self.groups.items():
+                copy.write_row([day, *groups, source, billed, effective, quantity, n])
 
 
 class LoadError(Exception):
@@ -104,6 +153,7 @@ def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
                        AND charge_period_start >= %s AND charge_period_start < %s""",
                     (source, sorted(fixed), window.start_ts, window.end_ts))
             result.deleted = cur.rowcount
+            daily = None if has_timescaledb(conn) else _DailySums()
             # COPY text rows through psycopg's C dumpers: as fast as psql \copy of a file.
             with conn.cursor().copy(_COPY_SQL) as copy:
                 for rec in _checked(records, window, fixed):
@@ -115,10 +165,14 @@ def replace_slice(conn: psycopg.Connection, *, source: str, window: Window,
                     if rec.model == UNKNOWN_MODEL:
                         result.unclassified += 1
                     result.accounts.add(rec.billing_account_id)
+                    if daily is not None:
+                        daily.add(rec)
                     if on_row and result.rows % _PROGRESS_EVERY == 0:
                         on_row(result.rows)
             if on_row:
                 on_row(result.rows)
+            if daily is not None:
+                daily.write(conn, source, window, fixed)
     except RecordError as exc:
         raise LoadError("bad_record", f"{source} {window}: rejected record #{result.rows + 1}: {exc}") from exc
     except psycopg.Error as exc:
@@ -140,7 +194,8 @@ def _checked(records: Iterable[BillingRecord], window: Window,
 
 
 def refresh_daily(conn: psycopg.Connection, window: Window) -> None:
-    """Refresh billing_daily for exactly the touched days (TimescaleDB only; a view elsewhere)."""
+    """Materialize billing_daily for exactly the touched days (TimescaleDB; plain PostgreSQL
+    already rewrote its table inside replace_slice's transaction)."""
     # The refresh cannot run inside a transaction and must see the slice just written,
     # so end the open (implicit) transaction first; inside conn.transaction() psycopg refuses.
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
