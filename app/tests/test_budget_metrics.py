@@ -202,7 +202,7 @@ def test_the_demo_figures_raise_the_expected_alerts_through_the_rules(demo_db, d
                     name=cid, currency="USD") in expected
 
     spec = {
-        "rule_files": [str(RULES)],
+        "rule_files": [str(RULES.with_name("thresholds.yml")), str(RULES)],  # the anomaly floor lives there
         "evaluation_interval": "1m",
         "tests": [{
             "interval": "1m",

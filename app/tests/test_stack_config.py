@@ -346,7 +346,7 @@ def test_alertmanager_configs_are_valid():
 def test_alerts_route_by_severity_and_are_always_logged_by_the_collector(severity, receivers):
     for config in AM_CONFIGS:
         result = run(tool("amtool"), "config", "routes", "test", f"--config.file={config}",
-                     "alertname=CustomerSpendSpike", f"severity={severity}")
+                     "alertname=CostAnomaly", f"severity={severity}")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == receivers
 
@@ -380,17 +380,18 @@ def test_warnings_are_inhibited_by_a_critical_of_the_same_alert():
 
 
 def test_notification_templates_say_what_how_much_for_whom_and_link_the_dashboard(tmp_path):
-    alert = {"status": "firing", "labels": {"alertname": "CustomerSpendSpike", "severity": "warning",
-                                            "customer": "cust-007", "currency": "USD",
-                                            "grafana_url": "https://grafana.example.com"},
-             "annotations": {"summary": "Customer cust-007 spent 5.3x their usual daily AI cost yesterday",
-                             "amount": "yesterday 1.45 USD vs a daily mean of 0.27 USD",
+    alert = {"status": "firing", "labels": {"alertname": "CostAnomaly", "severity": "warning",
+                                            "dimension": "customer", "name": "cust-007", "period": "yesterday",
+                                            "currency": "USD", "grafana_url": "https://grafana.example.com"},
+             "annotations": {"summary": "customer cust-007 spent 5.3x its usual daily AI cost yesterday",
+                             "amount": "1.45 USD yesterday",
+                             "budget": "usual: a daily mean of 0.27 USD over the 7 days before",
                              "scope": "customer cust-007",
                              "dashboard": "/d/costmon-anomalies?var-customer=cust-007&var-currency=USD"},
              "startsAt": "2026-01-02T03:04:05Z", "endsAt": "0001-01-01T00:00:00Z",
              "generatorURL": "http://prometheus:9090/graph", "fingerprint": "1"}
     data = {"receiver": "warning", "status": "firing", "alerts": [alert],
-            "groupLabels": {"alertname": "CustomerSpendSpike", "severity": "warning"},
+            "groupLabels": {"alertname": "CostAnomaly", "severity": "warning"},
             "commonLabels": alert["labels"], "commonAnnotations": alert["annotations"],
             "externalURL": "http://127.0.0.1:9093"}
     (tmp_path / "data.json").write_text(json.dumps(data))
@@ -402,12 +403,12 @@ def test_notification_templates_say_what_how_much_for_whom_and_link_the_dashboar
                      f'--template.text={{{{ template "{name}" . }}}}')
         assert result.returncode == 0, result.stderr
         out = result.stdout.replace("&amp;", "&")
-        assert "5.3x their usual daily AI cost" in out
+        assert "5.3x its usual daily AI cost" in out
         assert "1.45 USD" in out and "customer cust-007" in out
         assert url in out, name
     title = run(tool("amtool"), "template", "render", f"--template.glob={AM}/templates/*.tmpl",
                 f"--template.data={tmp_path / 'data.json'}", '--template.text={{ template "costmon.title" . }}')
-    assert title.stdout.strip() == "[FIRING:1] CustomerSpendSpike (warning)"
+    assert title.stdout.strip() == "[FIRING:1] CostAnomaly (warning)"
 
 
 # ---- Loki and Promtail (no binaries here: structure of the files the pinned images read) --

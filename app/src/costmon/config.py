@@ -121,7 +121,7 @@ class Settings:
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Names the Prometheus rules read from costmon_alert_threshold (prometheus/rules/thresholds.yml).
-ALERT_THRESHOLDS = ("daily_spend", "customer_daily_quota", "customer_spike_floor", "provider_spike_floor")
+ALERT_THRESHOLDS = ("daily_spend", "customer_daily_quota", "anomaly_floor")
 
 
 def _thresholds(text: str) -> tuple[tuple[str, str, Decimal], ...]:
