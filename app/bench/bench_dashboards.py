@@ -161,7 +161,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=10, help="timed runs per query (after one warm-up)")
     ap.add_argument("--range-days", type=int, default=30, help="dashboard time range (now-Nd/d .. now)")
     ap.add_argument("--postgres-only", action="store_true",
-                    help="plain PostgreSQL even where TimescaleDB is installed (billing_daily is a view)")
+                    help="plain PostgreSQL even where TimescaleDB is installed (billing_daily is a table the loader maintains)")
     args = ap.parse_args()
     # The latency target is about the TimescaleDB aggregate: use it wherever it is installed.
     os.environ["COSTMON_TEST_TIMESCALEDB"] = "0" if args.postgres_only else "1"
