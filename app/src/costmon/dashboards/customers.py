@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import budget_panels, uids, variables
 from .board import board
 from .panels import link, money_stat, money_timeseries, row, stat, table
-from .sql import CUSTOMER, FILTERS, TODAY
+from .sql import CUSTOMER, DAILY_BY_CUSTOMER, FILTERS, TODAY
 
 UID = uids.CUSTOMERS
 TITLE = "Customers"
@@ -49,24 +49,6 @@ ACTIVE = f"""
     WHERE $__timeFilter(day) AND {FILTERS} AND customer_id IS NOT NULL
     """
 
-DAILY = f"""
-    WITH d AS (
-        SELECT day, {CUSTOMER} AS customer, sum(effective_cost) AS cost
-        FROM billing_daily
-        WHERE $__timeFilter(day) AND {FILTERS}
-        GROUP BY 1, 2
-    ), top AS (
-        SELECT customer FROM d GROUP BY customer ORDER BY sum(cost) DESC, customer LIMIT 10
-    )
-    SELECT $__timeGroupAlias(day, '1d'),
-           CASE WHEN customer = 'untagged' OR customer IN (SELECT customer FROM top)
-                THEN customer ELSE 'other' END AS metric,
-           sum(cost) AS cost
-    FROM d
-    GROUP BY 1, 2
-    ORDER BY 1, 2
-    """
-
 CUSTOMER_MODELS = f"""
     SELECT {CUSTOMER} AS customer, provider, model, sum(effective_cost) AS spend,
            billing_currency AS currency
@@ -91,7 +73,7 @@ def panels() -> list:
               links={"customer": [link("Cost explorer for this customer", uids.EXPLORER,
                                        customer="customer")]},
               height=10),
-        money_timeseries("Daily spend per customer (top 10, untagged, other)", DAILY, span=24),
+        money_timeseries("Daily spend per customer (top 10, untagged, other)", DAILY_BY_CUSTOMER, span=24),
         table("Spend per customer and model", CUSTOMER_MODELS, money=("spend",), height=10),
         *budget_panels.customers(),
     ]

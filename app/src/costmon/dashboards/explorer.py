@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import uids, variables
 from .board import board
 from .panels import link, money_timeseries, row, table
-from .sql import CUSTOMER, FILTERS
+from .sql import CUSTOMER, DAILY_BY_CUSTOMER, FILTERS
 
 UID = uids.EXPLORER
 TITLE = "Cost explorer"
@@ -20,25 +20,6 @@ def _daily_by(dimension: str) -> str:
         ORDER BY 1, 2
         """
 
-
-# Top 10 customers of the range by name, untagged always, everyone else as 'other'.
-DAILY_BY_CUSTOMER = f"""
-    WITH d AS (
-        SELECT day, {CUSTOMER} AS customer, sum(effective_cost) AS cost
-        FROM billing_daily
-        WHERE $__timeFilter(day) AND {FILTERS}
-        GROUP BY 1, 2
-    ), top AS (
-        SELECT customer FROM d GROUP BY customer ORDER BY sum(cost) DESC, customer LIMIT 10
-    )
-    SELECT $__timeGroupAlias(day, '1d'),
-           CASE WHEN customer = 'untagged' OR customer IN (SELECT customer FROM top)
-                THEN customer ELSE 'other' END AS metric,
-           sum(cost) AS cost
-    FROM d
-    GROUP BY 1, 2
-    ORDER BY 1, 2
-    """
 
 BREAKDOWN = f"""
     SELECT provider, billing_account_id AS account, coalesce(service_name, 'unknown') AS service,

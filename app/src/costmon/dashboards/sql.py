@@ -103,3 +103,23 @@ class SqlTarget(cogbuilder.Builder[UnknownDataquery]):
             "rawSql": self._sql,
             "refId": self._ref_id,
         })
+
+
+# Top 10 customers of the range by name, untagged always, everyone else as 'other'.
+DAILY_BY_CUSTOMER = f"""
+    WITH d AS (
+        SELECT day, {CUSTOMER} AS customer, sum(effective_cost) AS cost
+        FROM billing_daily
+        WHERE $__timeFilter(day) AND {FILTERS}
+        GROUP BY 1, 2
+    ), top AS (
+        SELECT customer FROM d GROUP BY customer ORDER BY sum(cost) DESC, customer LIMIT 10
+    )
+    SELECT $__timeGroupAlias(day, '1d'),
+           CASE WHEN customer = 'untagged' OR customer IN (SELECT customer FROM top)
+                THEN customer ELSE 'other' END AS metric,
+           sum(cost) AS cost
+    FROM d
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    """
