@@ -151,3 +151,16 @@ def test_billing_daily_always_equals_the_line_items_it_summarizes(conn):
     assert daily == by_day("billing_line_items", "charge_period_start")
     assert daily[("aws", "B", dt.date(2026, 3, 3), "USD")] == (Decimal("7"), Decimal("7"))
     assert ("aws", "B", dt.date(2026, 3, 2), "EUR") not in daily
+
+
+@pytest.mark.timescaledb
+def test_a_writer_that_cannot_refresh_the_aggregate_gets_one_clear_line_and_keeps_the_rows(timescale, db):
+    from support import pgcluster
+
+    timescale.execute("CREATE ROLE loader_writer LOGIN PASSWORD 'w' IN ROLE costmon_writer")
+    timescale.commit()
+    with psycopg.connect(pgcluster.with_params(db, user="loader_writer", password="w")) as writer:
+        with pytest.raises(LoadError, match="line items stored, but refreshing billing_daily failed") as err:
+            load(writer, source="aws", window=W, records=[line("2026-03-01", "4")])
+    assert err.value.reason == "refresh"
+    assert totals(timescale) == {("aws", dt.date(2026, 3, 1), "USD"): Decimal("4")}

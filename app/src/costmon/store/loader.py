@@ -232,5 +232,10 @@ def load(conn: psycopg.Connection, *, source: str, window: Window,
         raise LoadError(reason, message) from exc
     finish_run(conn, run_id, status="success", rows=result.rows,
                unclassified=result.unclassified, stats=stats)
-    refresh_daily(conn, window)
+    try:
+        refresh_daily(conn, window)
+    except psycopg.Error as exc:  # e.g. a login that does not own the continuous aggregate
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LoadError("refresh", f"{source} {window}: line items stored, but refreshing billing_daily "
+                                   f"failed ({first}); its hourly refresh policy will catch up") from exc
     return result
