@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import psycopg
 import pytest
@@ -18,6 +17,7 @@ from costmon.sources.base import SourceError
 from costmon.sources.gcp import GcpBillingExportSource
 from costmon.sources.registry import RunPolicy, SourceSpec
 from fakes.sources import DailySource
+from support.procs import wait_for
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
@@ -31,16 +31,6 @@ def spec(name: str, factory, schedule: str = "0 3 * * *") -> SourceSpec:
 def runs(conn, source: str | None = None) -> list[tuple]:
     return conn.execute("""SELECT source, status, window_start, window_end, error_reason FROM ingest_runs
                            WHERE %s::text IS NULL OR source = %s ORDER BY id""", (source, source)).fetchall()
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met before the deadline")
 
 
 # ---- the window each run re-reads -------------------------------------------------------------
