@@ -171,10 +171,7 @@ def main() -> int:
 
     with pgcluster.server() as server:
         pgcluster.wait_ready(server)
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS costmon_bench_dashboards")
-            admin.execute("CREATE DATABASE costmon_bench_dashboards")
-        dsn = pgcluster.with_database(server, "costmon_bench_dashboards")
+        dsn = pgcluster.fresh_database(server, "costmon_bench_dashboards")
         with psycopg.connect(dsn) as conn:
             migrate(conn)
             timescale = has_timescaledb(conn)

@@ -103,10 +103,7 @@ def main() -> int:
 
     with pgcluster.server() as server:
         pgcluster.wait_ready(server)
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute("DROP DATABASE IF EXISTS costmon_bench")
-            admin.execute("CREATE DATABASE costmon_bench")
-        dsn = pgcluster.with_database(server, "costmon_bench")
+        dsn = pgcluster.fresh_database(server, "costmon_bench")
         with psycopg.connect(dsn) as conn:
             migrate(conn)
             timescale = has_timescaledb(conn)

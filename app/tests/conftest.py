@@ -25,18 +25,10 @@ def pg_server():
         yield dsn
 
 
-def _fresh_database(server_dsn: str) -> str:
-    name = f"costmon_test_{next(_counter)}"
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return pgcluster.with_database(server_dsn, name)
-
-
 @pytest.fixture
 def empty_db(pg_server) -> str:
     """DSN of a new, empty database (no migrations)."""
-    return _fresh_database(pg_server)
+    return pgcluster.fresh_database(pg_server, f"costmon_test_{next(_counter)}")
 
 
 @pytest.fixture

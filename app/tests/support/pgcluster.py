@@ -139,6 +139,16 @@ def with_database(dsn: str, dbname: str) -> str:
     return with_params(dsn, dbname=dbname)
 
 
+def fresh_database(server_dsn: str, name: str) -> str:
+    """(Re)create an empty database `name` on the server; return its DSN."""
+    import psycopg
+
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(server_dsn, name)
+
+
 def wait_ready(dsn: str, timeout: float = 30) -> None:
     import psycopg
 
