@@ -12,6 +12,7 @@ and billed) and throttling is retried here, a bounded number of times.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from ..classify import classify
 from ..records import BillingRecord, Window
 from ..store.loader import RunStats
-from .base import SourceError
+from .base import SourceError, backoff_delay
 
 DEFAULT_SERVICES = (
     "Amazon Bedrock",
@@ -76,10 +77,7 @@ class AwsCostExplorerSource:
         self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        if sleep is None:
-            import time
-            sleep = time.sleep
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # injectable: tests never wait
         self.stats = RunStats()
 
     # ---- requests ------------------------------------------------------------------------
@@ -114,7 +112,7 @@ class AwsCostExplorerSource:
                     if attempt == self.max_attempts:
                         raise SourceError("throttled", f"aws: Cost Explorer still throttling ({code}) "
                                                        f"after {attempt} attempts") from None
-                    self.sleep(min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+                    self.sleep(backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds))
                     continue
                 if code in DENIED:
                     raise SourceError("auth", f"aws: access denied by Cost Explorer ({code}: {message}); "

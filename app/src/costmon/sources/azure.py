@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -132,10 +133,7 @@ class AzureCostSource:
         self.max_attempts = max(1, max_attempts)
         self.max_wait_seconds = max_wait_seconds
         self.default_wait_seconds = default_wait_seconds
-        if sleep is None:
-            import time
-            sleep = time.sleep
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # injectable: tests never wait
         self.billing_account_id, self.sub_account_id = scope_accounts(self.scope)
         self.stats = RunStats()
 

@@ -22,6 +22,11 @@ class SourceError(Exception):
         super().__init__(message)
 
 
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry `attempt + 1`: base, 2*base, 4*base ... never above cap."""
+    return min(cap, base * 2 ** (attempt - 1))
+
+
 @runtime_checkable
 class Source(Protocol):
     name: str  # instance name: the `source` column, the `source` metric label

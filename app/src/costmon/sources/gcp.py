@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from ..classify import classify
 from ..records import BillingRecord, Window
 from ..store.loader import RunStats
-from .base import SourceError
+from .base import SourceError, backoff_delay
 
 DEFAULT_SERVICES = ("Vertex AI", "Gemini API", "Generative Language API")
 PARTITION_COLUMNS = ("_PARTITIONTIME", "usage_start_time")
@@ -139,10 +140,7 @@ class GcpBillingExportSource:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.usd_per_tib = usd_per_tib
-        if sleep is None:
-            import time
-            sleep = time.sleep
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep  # injectable: tests never wait
         self.stats = RunStats()
 
     def parameters(self, window: Window) -> list[Any]:
@@ -190,7 +188,7 @@ class GcpBillingExportSource:
                     if attempt == self.max_attempts:
                         raise SourceError("throttled", f"gcp: BigQuery still refusing ({_first_line(exc)}) "
                                                        f"after {attempt} attempts") from None
-                    self.sleep(min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1)))
+                    self.sleep(backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds))
                     continue
                 if exc.code in (401, 403):
                     raise SourceError("auth", f"gcp: access denied to {self.table} ({_first_line(exc)}); needs "
