@@ -110,11 +110,7 @@ class Dashboards:
 
 @pytest.fixture(scope="module")
 def grafana_db(pg_server):
-    name = "costmon_dashboards_test"
-    with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = pgcluster.with_database(pg_server, name)
+    dsn = pgcluster.fresh_database(pg_server, "costmon_dashboards_test")
     with psycopg.connect(dsn) as conn:
         migrate(conn)
         data_set = dashboard_data.load(conn, dt.datetime.now(dt.timezone.utc))

@@ -19,11 +19,9 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ import yaml
 
 from costmon.store.migrate import migrate
 from support.pgcluster import with_database
+from support.procs import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -49,29 +48,20 @@ pytestmark = pytest.mark.skipif(
     reason="prometheus and prometheus-alertmanager binaries are needed (make deps installs them)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def poll(what: str, check: Callable[[], Any], deadline: float = DEADLINE, procs: tuple = ()) -> Any:
-    """Call `check` until it returns something truthy; fail naming `what` after `deadline` s."""
-    end = time.monotonic() + deadline
-    last_error: Exception | None = None
-    while time.monotonic() < end:
+    """Call `check` until it returns something truthy; fail naming `what` after `deadline` s,
+    or at once when one of `procs` has exited."""
+    def step() -> Any:
         for proc in procs:
             if proc.poll() is not None:
                 pytest.fail(f"{what}: {proc.args[0]} exited with {proc.returncode}:\n{_tail(proc)}")
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, urllib.error.URLError, ValueError, KeyError) as exc:
-            last_error = exc
-        time.sleep(0.2)  # poll interval between checks, not a wait for an outcome
-    pytest.fail(f"timed out after {deadline:.0f}s waiting for {what}" + (f" (last error: {last_error})"
-                                                                         if last_error else ""))
+        return check()
+
+    try:
+        return wait_for(step, timeout=deadline, what=what,
+                        errors=(OSError, urllib.error.URLError, ValueError, KeyError))
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 def get_json(url: str) -> Any:

@@ -45,10 +45,7 @@ def demo_database(server_dsn: str, name: str) -> str:
 
     from . import pgcluster
 
-    with psycopg.connect(server_dsn, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        c.execute(f'CREATE DATABASE "{name}"')
-    dsn = pgcluster.with_database(server_dsn, name)
+    dsn = pgcluster.fresh_database(server_dsn, name)
     with psycopg.connect(dsn) as conn:
         migrate(conn)
         load_demo(conn)

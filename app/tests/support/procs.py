@@ -28,8 +28,13 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition",
+             errors: tuple[type[Exception], ...] = (OSError, urllib.error.URLError)):
+    """Poll `predicate` until it returns a truthy value or the deadline passes.
+
+    `errors` raised by the predicate count as "not yet" (a server still starting);
+    the interval only spaces the checks, the deadline bounds the wait.
+    """
     deadline = time.monotonic() + timeout
     last_exc = None
     while time.monotonic() < deadline:
@@ -37,7 +42,7 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
             value = predicate()
             if value:
                 return value
-        except (OSError, urllib.error.URLError) as exc:
+        except errors as exc:
             last_exc = exc
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f": {last_exc}" if last_exc else ""))
